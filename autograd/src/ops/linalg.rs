@@ -1,0 +1,34 @@
+//! Matrix multiply and its backward.
+
+use crate::Var;
+use tensor::Result;
+
+impl Var {
+    /// [.., M, K] · [.., K, N] → [.., M, N] (batch dims broadcast).
+    /// da = dy · bᵀ, db = aᵀ · dy, each summed over broadcast batch dims. The transposes are
+    /// views: the GEMM reads them through their strides.
+    pub fn matmul(&self, rhs: &Var) -> Result<Var> {
+        let y = self.value().matmul(rhs.value())?;
+        let (a, b) = (self.value().clone(), rhs.value().clone());
+        let need = (self.is_tracked(), rhs.is_tracked());
+        Var::record("matmul", &[self, rhs], y, move |dy| {
+            let da = need
+                .0
+                .then(|| dy.matmul(&b.t()?)?.sum_to(a.shape()))
+                .transpose()?;
+            let db = if !need.1 {
+                None
+            } else if b.rank() == 2 && a.rank() > 2 {
+                // A shared right operand: fold the batch into rows, one GEMM instead of a batch
+                // of GEMMs and a sum. aᵀ [K, B·M] · dy [B·M, N].
+                let k = a.dims()[a.rank() - 1];
+                let a2 = a.reshape([a.numel() / k, k])?;
+                let dy2 = dy.reshape([dy.numel() / b.dims()[1], b.dims()[1]])?;
+                Some(a2.t()?.matmul(&dy2)?)
+            } else {
+                Some(a.t()?.matmul(dy)?.sum_to(b.shape())?)
+            };
+            Ok(vec![da, db])
+        })
+    }
+}

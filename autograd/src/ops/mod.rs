@@ -1,0 +1,8 @@
+//! Ops on `Var`: each computes its value with the tensor op and records its backward rule
+//! right beside it.
+
+mod elementwise;
+mod index;
+mod linalg;
+mod reduce;
+mod shape;

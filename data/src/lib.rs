@@ -1,0 +1,1 @@
+//! Memory-mapped token datasets, tokenizers and batching (to come).

@@ -1,0 +1,1 @@
+//! Layers, attention variants, optimizers, the parameter store and checkpoint I/O (to come).

@@ -1,0 +1,198 @@
+//! Elementwise kernels: unary maps, the fused unary backward, broadcasting two- and three-input
+//! maps, strided copies and casts.
+
+use super::{Float, PARALLEL_MIN_ELEMS};
+use crate::op::UnaryOp;
+use crate::{Layout, WithDType};
+use rayon::prelude::*;
+
+/// Elements per rayon task for elementwise work.
+const CHUNK: usize = 1 << 13;
+
+/// out[i] = f(x[i]) over a contiguous slice, in parallel when large.
+pub fn map<T: Copy + Send + Sync, O: Copy + Send + Sync + Default>(
+    x: &[T],
+    f: impl Fn(T) -> O + Sync,
+) -> Vec<O> {
+    let mut out = vec![O::default(); x.len()];
+    if x.len() >= PARALLEL_MIN_ELEMS {
+        out.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(o, x)| {
+                o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x));
+            });
+    } else {
+        out.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x));
+    }
+    out
+}
+
+/// y = op(x) over a contiguous slice.
+pub fn unary<T: Float>(x: &[T], op: UnaryOp) -> Vec<T> {
+    map(x, |x| op.forward(x))
+}
+
+/// The backward of a unary op in one pass: dx = dy · op'(x), all three contiguous.
+pub fn unary_backward<T: Float>(x: &[T], y: &[T], dy: &[T], op: UnaryOp) -> Vec<T> {
+    let mut out = vec![T::ZERO; x.len()];
+    let work = |o: &mut [T], x: &[T], y: &[T], dy: &[T]| {
+        for i in 0..o.len() {
+            o[i] = dy[i] * op.derivative(x[i], y[i]);
+        }
+    };
+    if x.len() >= PARALLEL_MIN_ELEMS {
+        out.par_chunks_mut(CHUNK)
+            .zip(
+                x.par_chunks(CHUNK)
+                    .zip(y.par_chunks(CHUNK))
+                    .zip(dy.par_chunks(CHUNK)),
+            )
+            .for_each(|(o, ((x, y), dy))| work(o, x, y, dy));
+    } else {
+        work(&mut out, x, y, dy);
+    }
+    out
+}
+
+/// The storage offsets where each output row starts, for each input layout. All layouts have
+/// the output's shape (inputs were broadcast to it), so their odometers advance in lockstep.
+fn row_starts(layouts: &[&Layout]) -> (Vec<Vec<usize>>, usize) {
+    let row_len = layouts[0].dims().last().copied().unwrap_or(1);
+    let starts = layouts.iter().map(|l| l.rows().0.collect()).collect();
+    (starts, row_len)
+}
+
+/// out = f(a, b) where `la` and `lb` are layouts broadcast to the output shape (stride 0 on
+/// broadcast dims). Walks output rows; each input is read at its own stride inside a row.
+pub fn map2<A, B, O>(
+    a: &[A],
+    la: &Layout,
+    b: &[B],
+    lb: &Layout,
+    f: impl Fn(A, B) -> O + Sync,
+) -> Vec<O>
+where
+    A: Copy + Sync,
+    B: Copy + Sync,
+    O: Copy + Send + Default,
+{
+    let n = la.shape().numel();
+    if la.is_contiguous() && lb.is_contiguous() {
+        let (a, b) = (
+            &a[la.offset()..la.offset() + n],
+            &b[lb.offset()..lb.offset() + n],
+        );
+        let mut out = vec![O::default(); n];
+        let work = |(o, (a, b)): (&mut [O], (&[A], &[B]))| {
+            o.iter_mut()
+                .zip(a.iter().zip(b))
+                .for_each(|(o, (&a, &b))| *o = f(a, b));
+        };
+        if n >= PARALLEL_MIN_ELEMS {
+            out.par_chunks_mut(CHUNK)
+                .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+                .for_each(work);
+        } else {
+            work((&mut out, (a, b)));
+        }
+        return out;
+    }
+    let (starts, row_len) = row_starts(&[la, lb]);
+    let (sa, sb) = (last_stride(la), last_stride(lb));
+    let mut out = vec![O::default(); n];
+    if row_len == 0 {
+        return out;
+    }
+    let work = |(r, o): (usize, &mut [O])| {
+        let (oa, ob) = (starts[0][r], starts[1][r]);
+        for (j, o) in o.iter_mut().enumerate() {
+            *o = f(a[oa + j * sa], b[ob + j * sb]);
+        }
+    };
+    if n >= PARALLEL_MIN_ELEMS {
+        out.par_chunks_mut(row_len).enumerate().for_each(work);
+    } else {
+        out.chunks_mut(row_len).enumerate().for_each(work);
+    }
+    out
+}
+
+/// out = f(c, a, b) for three inputs broadcast to the output shape (used by `where`).
+pub fn map3<C, T, O>(
+    c: &[C],
+    lc: &Layout,
+    a: &[T],
+    la: &Layout,
+    b: &[T],
+    lb: &Layout,
+    f: impl Fn(C, T, T) -> O + Sync,
+) -> Vec<O>
+where
+    C: Copy + Sync,
+    T: Copy + Sync,
+    O: Copy + Send + Default,
+{
+    let n = la.shape().numel();
+    let (starts, row_len) = row_starts(&[lc, la, lb]);
+    let (sc, sa, sb) = (last_stride(lc), last_stride(la), last_stride(lb));
+    let mut out = vec![O::default(); n];
+    if row_len == 0 {
+        return out;
+    }
+    let work = |(r, o): (usize, &mut [O])| {
+        let (oc, oa, ob) = (starts[0][r], starts[1][r], starts[2][r]);
+        for (j, o) in o.iter_mut().enumerate() {
+            *o = f(c[oc + j * sc], a[oa + j * sa], b[ob + j * sb]);
+        }
+    };
+    if n >= PARALLEL_MIN_ELEMS {
+        out.par_chunks_mut(row_len).enumerate().for_each(work);
+    } else {
+        out.chunks_mut(row_len).enumerate().for_each(work);
+    }
+    out
+}
+
+fn last_stride(l: &Layout) -> usize {
+    l.strides().last().copied().unwrap_or(1)
+}
+
+/// The elements of a strided view, copied into row-major order.
+pub fn copy_strided<T: Copy + Send + Sync + Default>(src: &[T], l: &Layout) -> Vec<T> {
+    let n = l.shape().numel();
+    if l.is_contiguous() {
+        return src[l.offset()..l.offset() + n].to_vec();
+    }
+    let (starts, row_len, stride) = l.rows();
+    let mut out = vec![T::default(); n];
+    if row_len == 0 {
+        return out;
+    }
+    let starts: Vec<usize> = starts.collect();
+    let work = |(r, o): (usize, &mut [T])| {
+        let s = starts[r];
+        for (j, o) in o.iter_mut().enumerate() {
+            *o = src[s + j * stride];
+        }
+    };
+    if n >= PARALLEL_MIN_ELEMS {
+        out.par_chunks_mut(row_len).enumerate().for_each(work);
+    } else {
+        out.chunks_mut(row_len).enumerate().for_each(work);
+    }
+    out
+}
+
+/// Writes the contiguous `src` into the region of `dst` that layout `l` describes.
+pub fn write_strided<T: Copy>(dst: &mut [T], l: &Layout, src: &[T]) {
+    let mut i = 0;
+    l.for_each_offset(|o| {
+        dst[o] = src[i];
+        i += 1;
+    });
+}
+
+/// Converts every element between dtypes (floats round to nearest; floats to integers truncate).
+pub fn cast<S: WithDType, D: WithDType + Default>(src: &[S]) -> Vec<D> {
+    map(src, |x| D::from_f64(x.to_f64()))
+}

@@ -1,0 +1,284 @@
+//! Dense matrix multiply on the CPU: `C = A·B` or `C += A·B`, written from scratch.
+//!
+//! The structure is the classic Goto / BLIS one:
+//!
+//! * [`gemm`] checks the operands, picks a micro-kernel for the running CPU and splits C into
+//!   one rectangle per rayon thread when the product is large enough to pay for it;
+//! * `block` runs the cache-blocked loop nest over one rectangle;
+//! * `pack` copies blocks of A and B into contiguous, zero-padded panels, so the kernels see
+//!   unit-stride memory whatever the strides of the operands (transposes cost nothing extra);
+//! * `kernel_avx512`, `kernel_avx2` and `kernel_generic` compute one register tile of C.
+//!
+//! # Ceiling on the development machine
+//!
+//! AMD EPYC (Zen 4, family 25 model 17) with 2 cores. Each core has two 256-bit FMA pipes, so
+//! it retires 16 f32 FMAs = 32 f32 flop per cycle (AVX-512 does not raise this: Zen 4 runs a
+//! 512-bit FMA as two 256-bit halves, one per cycle). A register-only FMA loop measures
+//! 115.5 GFLOP/s on one core, i.e. a sustained clock of about 3.6 GHz, so the ceiling is
+//!
+//! ```text
+//! 2 cores × 3.6 GHz × 32 flop/cycle ≈ 231 GFLOP/s (f32), ≈ 115 GFLOP/s (f64)
+//! ```
+//!
+//! # Blocking on the development machine
+//!
+//! Zen 4 has 32 KiB L1d and 1 MiB L2 per core and 32 MiB of shared L3. For the AVX-512 f32
+//! kernel (`MR × NR = 14 × 32`): `KC = 256`, so one packed A panel (`MR × KC`, 14 KiB) stays
+//! in L1 while the B panels stream past it; `NC = 512`, so the packed B block (`KC × NC`,
+//! 512 KiB) fills half of L2 and is reused by every A panel; `MC = 1022` (73 panels), so the
+//! packed A block is about 1 MiB (L3) and B is repacked only once per 1022 rows. The other
+//! kernels use the same budgets in bytes (see `Kernel` constructors).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod block;
+mod dispatch;
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx2;
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx512;
+mod kernel_generic;
+mod pack;
+#[cfg(test)]
+mod tests;
+
+use std::ops::{Add, Mul};
+
+use rayon::prelude::*;
+
+use block::{gemm_rect, Problem};
+use dispatch::{Kernel, KernelKind};
+
+/// A matrix operand: a slice plus strides in elements (row stride, column stride), so a transposed
+/// view is just swapped strides and needs no copy.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a, T> {
+    /// The elements; element `(i, j)` is `data[i·row_stride + j·col_stride]`.
+    pub data: &'a [T],
+    /// Distance in elements between consecutive rows.
+    pub row_stride: usize,
+    /// Distance in elements between consecutive columns.
+    pub col_stride: usize,
+}
+
+/// Element types [`gemm`] supports: `f32` (SIMD kernels, the fast path) and `f64` (SIMD kernels
+/// too; used for finite-difference gradient checks). Sealed: it cannot be implemented outside
+/// this crate.
+pub trait GemmScalar:
+    Copy
+    + Default
+    + Send
+    + Sync
+    + PartialEq
+    + Add<Output = Self>
+    + Mul<Output = Self>
+    + sealed::Sealed
+    + 'static
+{
+}
+
+impl GemmScalar for f32 {}
+
+impl GemmScalar for f64 {}
+
+mod sealed {
+    use super::dispatch::{Kernel, KernelKind};
+
+    /// Kernel selection per element type; private so that only this crate implements it.
+    pub trait Sealed: Sized {
+        /// The additive identity (named so as not to clash with other numeric traits' `ZERO`).
+        const GEMM_ZERO: Self;
+
+        /// The kernel of this kind for this type, if this build has one (it may still need a CPU
+        /// feature check: see [`KernelKind::available`]).
+        fn kernel(kind: KernelKind) -> Option<Kernel<Self>>;
+    }
+}
+
+/// Products with fewer multiply-adds than this (`m·n·k`) stay on the calling thread: below it
+/// the cost of waking a second thread is comparable with the work (≈ 2·128³ flop ≈ 40 µs on one
+/// core of the development machine).
+const PARALLEL_MIN_MNK: usize = 128 * 128 * 128;
+
+/// `C[m×n]` (row-major, row stride `c_row_stride`, column stride 1) `= A[m×k]·B[k×n]`, or
+/// `C += A·B` when `accumulate`.
+///
+/// A and B may have any strides (a transposed operand is the same data with its strides
+/// swapped). When `k == 0` the product is zero: C is zeroed, or left unchanged when
+/// `accumulate`. Products of at least `128³` multiply-adds are split over the rayon thread pool.
+///
+/// # Panics
+/// If an operand's slice is too short for its shape and strides, or if `c_row_stride < n` while
+/// `m > 1` (rows of C would overlap).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm<T: GemmScalar>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: &mut [T],
+    c_row_stride: usize,
+    accumulate: bool,
+) {
+    let threads = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_MNK {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let kernel = T::kernel(KernelKind::best()).expect("the best kernel kind always exists");
+    gemm_with(&kernel, threads, m, n, k, a, b, c, c_row_stride, accumulate);
+}
+
+/// Number of elements an `rows × cols` view with these strides spans (0 for an empty view),
+/// or `None` on overflow.
+fn span(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Option<usize> {
+    if rows == 0 || cols == 0 {
+        return Some(0);
+    }
+    (rows - 1)
+        .checked_mul(row_stride)?
+        .checked_add((cols - 1).checked_mul(col_stride)?)?
+        .checked_add(1)
+}
+
+/// [`gemm`] with an explicit kernel and thread count (tests use it to exercise every kernel and
+/// the parallel split on small shapes).
+///
+/// # Panics
+/// As [`gemm`]; also if `kern` belongs to a kernel kind the CPU cannot run (checked by the
+/// caller constructing it, see `KernelKind::available`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_with<T: GemmScalar>(
+    kern: &Kernel<T>,
+    threads: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: &mut [T],
+    c_row_stride: usize,
+    accumulate: bool,
+) {
+    let a_span = span(m, k, a.row_stride, a.col_stride).expect("gemm: A span overflows usize");
+    let b_span = span(k, n, b.row_stride, b.col_stride).expect("gemm: B span overflows usize");
+    let c_span = span(m, n, c_row_stride, 1).expect("gemm: C span overflows usize");
+    assert!(
+        a.data.len() >= a_span,
+        "gemm: A has {} elements, {m}×{k} view needs {a_span}",
+        a.data.len()
+    );
+    assert!(
+        b.data.len() >= b_span,
+        "gemm: B has {} elements, {k}×{n} view needs {b_span}",
+        b.data.len()
+    );
+    assert!(
+        c.len() >= c_span,
+        "gemm: C has {} elements, {m}×{n} view needs {c_span}",
+        c.len()
+    );
+    assert!(
+        m <= 1 || c_row_stride >= n,
+        "gemm: C row stride {c_row_stride} < n = {n}: rows overlap"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for row in c.chunks_mut(c_row_stride.max(n)).take(m) {
+                row[..n].fill(T::GEMM_ZERO);
+            }
+        }
+        return;
+    }
+
+    // Split C into a gm × gn grid of rectangles, one per thread, cut along tile boundaries.
+    // Each rectangle packs its own A rows and B columns, so there is no synchronisation beyond
+    // the final join; with gm × gn pieces A is packed gn times and B gm times, which is why the
+    // grid follows the shape of C (on 2 cores: cut the longer side in two).
+    let (tiles_m, tiles_n) = (m.div_ceil(kern.mr), n.div_ceil(kern.nr));
+    let (gm, gn) = split_grid(threads.min(tiles_m * tiles_n), m, n, tiles_m, tiles_n);
+    let problem = Problem {
+        m,
+        n,
+        k,
+        a: a.data.as_ptr(),
+        rsa: a.row_stride,
+        csa: a.col_stride,
+        b: b.data.as_ptr(),
+        rsb: b.row_stride,
+        csb: b.col_stride,
+        c: c.as_mut_ptr(),
+        rsc: c_row_stride,
+        accumulate,
+    };
+    let rect = |piece: usize| -> Problem<T> {
+        // Use the whole `Problem` (which is Sync), not its raw-pointer fields one by one.
+        let problem = problem;
+        let (pi, pj) = (piece / gn, piece % gn);
+        let (r0, r1) = (
+            tiles_m * pi / gm * kern.mr,
+            (tiles_m * (pi + 1) / gm * kern.mr).min(m),
+        );
+        let (c0, c1) = (
+            tiles_n * pj / gn * kern.nr,
+            (tiles_n * (pj + 1) / gn * kern.nr).min(n),
+        );
+        // SAFETY: r0 ≤ m and c0 ≤ n, so the offsets stay inside (or one past) the operands.
+        unsafe {
+            Problem {
+                m: r1 - r0,
+                n: c1 - c0,
+                a: problem.a.add(r0 * problem.rsa),
+                b: problem.b.add(c0 * problem.csb),
+                c: problem.c.add(r0 * problem.rsc + c0),
+                ..problem
+            }
+        }
+    };
+    if gm * gn == 1 {
+        // SAFETY: the slices were checked to cover the views above, and `c` is borrowed mutably.
+        unsafe { gemm_rect(kern, &problem) };
+        return;
+    }
+    (0..gm * gn).into_par_iter().for_each(|piece| {
+        let p = rect(piece);
+        if p.m == 0 || p.n == 0 {
+            return;
+        }
+        // SAFETY: the pieces are disjoint rectangles of C (their row and column ranges
+        // partition 0..m and 0..n), A and B are only read, and `c` stays mutably borrowed by
+        // this function until `for_each` has joined every piece.
+        unsafe { gemm_rect(kern, &p) };
+    });
+}
+
+/// Chooses a `gm × gn` grid with `gm · gn ≤ threads` that cuts C into rectangles as close to
+/// square as possible (minimising repeated packing), using no more rows (columns) of pieces
+/// than there are row (column) tiles.
+fn split_grid(
+    threads: usize,
+    m: usize,
+    n: usize,
+    tiles_m: usize,
+    tiles_n: usize,
+) -> (usize, usize) {
+    let threads = threads.max(1);
+    let mut best = (1, 1);
+    let mut best_cost = f64::INFINITY;
+    for gm in 1..=threads.min(tiles_m) {
+        let gn = (threads / gm).min(tiles_n);
+        // Total packed elements per unit k: each piece packs its m/gm rows of A and n/gn
+        // columns of B; prefer using all threads, then the least packing.
+        let pack = (gm * gn) as f64 * (m as f64 / gm as f64 + n as f64 / gn as f64);
+        let cost = (threads - gm * gn) as f64 * 1e30 + pack;
+        if cost < best_cost {
+            best_cost = cost;
+            best = (gm, gn);
+        }
+    }
+    best
+}

@@ -1,0 +1,136 @@
+//! The CUDA backend (cargo feature `cuda`): device contexts and device storage.
+//!
+//! cudarc opens the CUDA libraries at run time, so this module builds on machines without CUDA;
+//! there, creating a context returns an error that names the device. One context and its
+//! default stream serve each GPU ordinal for the whole process. Ops on CUDA storage arrive with
+//! the CUDA kernels; until then an op on a CUDA tensor says so, and tensors move between devices
+//! with `Tensor::to_device`.
+
+use crate::cpu::CpuStorage;
+use crate::{DType, Error, ErrorKind, Result};
+use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
+use half::{bf16, f16};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The stream of GPU `ordinal`, creating its context on first use.
+pub fn stream(ordinal: usize) -> Result<Arc<CudaStream>> {
+    static STREAMS: OnceLock<Mutex<HashMap<usize, Arc<CudaStream>>>> = OnceLock::new();
+    let mut map = STREAMS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = map.get(&ordinal) {
+        return Ok(s.clone());
+    }
+    // cudarc panics when it cannot find libcuda; ask first so the answer is an error instead.
+    // SAFETY: only tries to open the driver library.
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        return Err(cuda_error(
+            "cuda_context",
+            format!("cuda:{ordinal}: no CUDA driver (libcuda.so) found on this machine"),
+        ));
+    }
+    let ctx = CudaContext::new(ordinal)
+        .map_err(|e| cuda_error("cuda_context", format!("cuda:{ordinal}: {e}")))?;
+    // One stream per device: cudarc's per-allocation events only matter across streams.
+    // SAFETY: this process uses the one default stream per device, so no cross-stream waits are needed.
+    unsafe { ctx.disable_event_tracking() };
+    let s = ctx.default_stream();
+    map.insert(ordinal, s.clone());
+    Ok(s)
+}
+
+/// True when a CUDA driver and at least one GPU can be opened.
+pub fn is_available() -> bool {
+    stream(0).is_ok()
+}
+
+fn cuda_error(op: &'static str, msg: impl Into<String>) -> Error {
+    Error {
+        op,
+        kind: ErrorKind::Cuda(msg.into()),
+    }
+}
+
+/// Device memory, one variant per dtype.
+#[derive(Debug)]
+pub enum CudaData {
+    F32(CudaSlice<f32>),
+    F64(CudaSlice<f64>),
+    BF16(CudaSlice<bf16>),
+    F16(CudaSlice<f16>),
+    U32(CudaSlice<u32>),
+    U8(CudaSlice<u8>),
+}
+
+/// The data of a tensor on a GPU.
+#[derive(Debug)]
+pub struct CudaStorage {
+    pub data: CudaData,
+    pub ordinal: usize,
+}
+
+impl CudaStorage {
+    pub fn dtype(&self) -> DType {
+        match self.data {
+            CudaData::F32(_) => DType::F32,
+            CudaData::F64(_) => DType::F64,
+            CudaData::BF16(_) => DType::BF16,
+            CudaData::F16(_) => DType::F16,
+            CudaData::U32(_) => DType::U32,
+            CudaData::U8(_) => DType::U8,
+        }
+    }
+    pub fn ordinal(&self) -> usize {
+        self.ordinal
+    }
+
+    /// Copies host data to GPU `ordinal`.
+    pub fn from_cpu(src: &CpuStorage, ordinal: usize) -> Result<CudaStorage> {
+        let s = stream(ordinal)?;
+        let err = |e: cudarc::driver::DriverError| cuda_error("to_device", e.to_string());
+        let data = match src {
+            CpuStorage::F32(v) => CudaData::F32(s.clone_htod(v).map_err(err)?),
+            CpuStorage::F64(v) => CudaData::F64(s.clone_htod(v).map_err(err)?),
+            CpuStorage::BF16(v) => CudaData::BF16(s.clone_htod(v).map_err(err)?),
+            CpuStorage::F16(v) => CudaData::F16(s.clone_htod(v).map_err(err)?),
+            CpuStorage::U32(v) => CudaData::U32(s.clone_htod(v).map_err(err)?),
+            CpuStorage::U8(v) => CudaData::U8(s.clone_htod(v).map_err(err)?),
+        };
+        Ok(CudaStorage { data, ordinal })
+    }
+
+    /// Copies the data back to the host (waits for the stream).
+    pub fn to_cpu(&self) -> Result<CpuStorage> {
+        let s = stream(self.ordinal)?;
+        let err = |e: cudarc::driver::DriverError| cuda_error("to_device", e.to_string());
+        Ok(match &self.data {
+            CudaData::F32(d) => CpuStorage::F32(s.clone_dtoh(d).map_err(err)?),
+            CudaData::F64(d) => CpuStorage::F64(s.clone_dtoh(d).map_err(err)?),
+            CudaData::BF16(d) => CpuStorage::BF16(s.clone_dtoh(d).map_err(err)?),
+            CudaData::F16(d) => CpuStorage::F16(s.clone_dtoh(d).map_err(err)?),
+            CudaData::U32(d) => CpuStorage::U32(s.clone_dtoh(d).map_err(err)?),
+            CudaData::U8(d) => CpuStorage::U8(s.clone_dtoh(d).map_err(err)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Device, Tensor};
+
+    /// Round trip host → GPU → host; skipped (and says so) where no GPU can be opened.
+    #[test]
+    fn host_device_round_trip() {
+        if !super::is_available() {
+            eprintln!("SKIPPED host_device_round_trip: no CUDA driver or GPU on this machine");
+            return;
+        }
+        let x = Tensor::from_vec(vec![1f32, 2., 3., 4., 5., 6.], [2, 3], Device::Cpu).unwrap();
+        let g = x.t().unwrap().to_device(Device::Cuda(0)).unwrap();
+        assert_eq!(g.device(), Device::Cuda(0));
+        let back = g.to_device(Device::Cpu).unwrap();
+        assert_eq!(back.to_vec::<f32>().unwrap(), vec![1., 4., 2., 5., 3., 6.]);
+    }
+}

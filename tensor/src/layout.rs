@@ -1,0 +1,259 @@
+//! Layout: how a tensor's logical elements sit in its storage — a shape, a stride per dimension
+//! (in elements) and an offset. Views (transpose, permute, narrow, broadcast, reshape of a
+//! contiguous tensor) only change the layout; the storage is shared.
+
+use crate::{bail_shape, Result, Shape};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layout {
+    shape: Shape,
+    strides: Vec<usize>,
+    offset: usize,
+}
+
+impl Layout {
+    /// The row-major layout of a fresh tensor.
+    pub fn contiguous(shape: impl Into<Shape>) -> Self {
+        let shape = shape.into();
+        let strides = shape.contiguous_strides();
+        Layout {
+            shape,
+            strides,
+            offset: 0,
+        }
+    }
+    /// A layout from its parts; the caller guarantees the strides fit the storage.
+    pub fn from_raw(shape: Shape, strides: Vec<usize>, offset: usize) -> Self {
+        Layout {
+            shape,
+            strides,
+            offset,
+        }
+    }
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+    pub fn dims(&self) -> &[usize] {
+        self.shape.dims()
+    }
+    pub fn strides(&self) -> &[usize] {
+        &self.strides
+    }
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+    /// True when the elements are stored in row-major order with no gaps (any offset).
+    pub fn is_contiguous(&self) -> bool {
+        let mut expected = 1;
+        for (&d, &s) in self.dims().iter().zip(&self.strides).rev() {
+            if d != 1 && s != expected {
+                return false;
+            }
+            expected *= d;
+        }
+        true
+    }
+
+    /// Swaps two dims (a view).
+    pub fn transpose(&self, a: usize, b: usize) -> Layout {
+        let mut l = self.clone();
+        l.strides.swap(a, b);
+        let mut dims = l.shape.dims().to_vec();
+        dims.swap(a, b);
+        l.shape = Shape::new(dims);
+        l
+    }
+
+    /// Reorders dims: output dim i is input dim `perm[i]`.
+    pub fn permute(&self, perm: &[usize]) -> Result<Layout> {
+        let rank = self.shape.rank();
+        let mut seen = vec![false; rank];
+        if perm.len() != rank
+            || perm
+                .iter()
+                .any(|&p| p >= rank || std::mem::replace(&mut seen[p], true))
+        {
+            bail_shape!(
+                "permute",
+                "{perm:?} is not a permutation of the dims of {:?}",
+                self.shape
+            );
+        }
+        let dims = perm.iter().map(|&p| self.dims()[p]).collect::<Vec<_>>();
+        let strides = perm.iter().map(|&p| self.strides[p]).collect();
+        Ok(Layout {
+            shape: Shape::new(dims),
+            strides,
+            offset: self.offset,
+        })
+    }
+
+    /// Keeps `len` elements of `dim` starting at `start` (a view).
+    pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<Layout> {
+        let size = self.dims()[dim];
+        if start + len > size {
+            bail_shape!(
+                "narrow",
+                "range {start}..{} exceeds dim {dim} of {:?}",
+                start + len,
+                self.shape
+            );
+        }
+        let mut dims = self.dims().to_vec();
+        dims[dim] = len;
+        Ok(Layout {
+            shape: Shape::new(dims),
+            strides: self.strides.clone(),
+            offset: self.offset + start * self.strides[dim],
+        })
+    }
+
+    /// Broadcasts to `target` by giving new and size-1 dims a stride of 0 (a view).
+    pub fn broadcast_as(&self, target: &Shape) -> Result<Layout> {
+        let (rank, extra) = (
+            target.rank(),
+            target.rank().saturating_sub(self.shape.rank()),
+        );
+        if target.rank() < self.shape.rank() {
+            bail_shape!(
+                "broadcast_as",
+                "cannot broadcast {:?} to {target:?}",
+                self.shape
+            );
+        }
+        let mut strides = vec![0; rank];
+        for (i, stride) in strides.iter_mut().enumerate().skip(extra) {
+            let (src, dst) = (self.dims()[i - extra], target.dims()[i]);
+            *stride = match src {
+                _ if src == dst => self.strides[i - extra],
+                1 => 0,
+                _ => bail_shape!(
+                    "broadcast_as",
+                    "cannot broadcast {:?} to {target:?}",
+                    self.shape
+                ),
+            };
+        }
+        Ok(Layout {
+            shape: target.clone(),
+            strides,
+            offset: self.offset,
+        })
+    }
+
+    /// The same elements under a new shape, if that needs no copy (contiguous layouts only).
+    pub fn reshape(&self, shape: &Shape) -> Option<Layout> {
+        self.is_contiguous().then(|| Layout {
+            shape: shape.clone(),
+            strides: shape.contiguous_strides(),
+            offset: self.offset,
+        })
+    }
+
+    /// Visits the storage offset of every element in row-major logical order. The last dim is
+    /// walked in an inner loop, so the cost per element is one add.
+    pub fn for_each_offset(&self, mut f: impl FnMut(usize)) {
+        let (rows, row_len, row_stride) = self.rows();
+        for start in rows {
+            for j in 0..row_len {
+                f(start + j * row_stride);
+            }
+        }
+    }
+
+    /// Splits the tensor into runs along its last dim: the start offset of each run (in
+    /// row-major order), the run length and the stride inside a run.
+    pub fn rows(&self) -> (RowStarts<'_>, usize, usize) {
+        let rank = self.shape.rank();
+        if rank == 0 {
+            return (RowStarts::new(&[], &[], self.offset), 1, 1);
+        }
+        let starts = RowStarts::new(
+            &self.dims()[..rank - 1],
+            &self.strides[..rank - 1],
+            self.offset,
+        );
+        (starts, self.dims()[rank - 1], self.strides[rank - 1])
+    }
+}
+
+/// Iterator over the storage offsets of the rows of a layout: an odometer over the outer dims.
+pub struct RowStarts<'a> {
+    dims: &'a [usize],
+    strides: &'a [usize],
+    index: Vec<usize>,
+    next: Option<usize>,
+}
+
+impl<'a> RowStarts<'a> {
+    fn new(dims: &'a [usize], strides: &'a [usize], offset: usize) -> Self {
+        let empty = dims.contains(&0);
+        RowStarts {
+            dims,
+            strides,
+            index: vec![0; dims.len()],
+            next: (!empty).then_some(offset),
+        }
+    }
+}
+
+impl Iterator for RowStarts<'_> {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        let current = self.next?;
+        // Advance the odometer: bump the last outer index, carrying into earlier dims.
+        let mut offset = current;
+        let mut d = self.dims.len();
+        self.next = loop {
+            if d == 0 {
+                break None;
+            }
+            d -= 1;
+            self.index[d] += 1;
+            offset += self.strides[d];
+            if self.index[d] < self.dims[d] {
+                break Some(offset);
+            }
+            offset -= self.strides[d] * self.dims[d];
+            self.index[d] = 0;
+        };
+        Some(current)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offsets(l: &Layout) -> Vec<usize> {
+        let mut v = vec![];
+        l.for_each_offset(|o| v.push(o));
+        v
+    }
+
+    #[test]
+    fn views_visit_the_right_elements() {
+        let l = Layout::contiguous([2, 3]);
+        assert_eq!(offsets(&l), vec![0, 1, 2, 3, 4, 5]);
+        let t = l.transpose(0, 1);
+        assert!(!t.is_contiguous());
+        assert_eq!(offsets(&t), vec![0, 3, 1, 4, 2, 5]);
+        let n = l.narrow(1, 1, 2).unwrap();
+        assert_eq!(offsets(&n), vec![1, 2, 4, 5]);
+        let b = Layout::contiguous([3])
+            .broadcast_as(&Shape::from([2, 3]))
+            .unwrap();
+        assert_eq!(offsets(&b), vec![0, 1, 2, 0, 1, 2]);
+        let p = Layout::contiguous([2, 3, 4]).permute(&[2, 0, 1]).unwrap();
+        assert_eq!(p.dims(), &[4, 2, 3]);
+        assert_eq!(offsets(&p)[..4], [0, 4, 8, 12]);
+        assert!(Layout::contiguous([2, 3]).permute(&[0, 0]).is_err());
+        assert!(l.narrow(1, 2, 2).is_err());
+    }
+
+    #[test]
+    fn scalars_and_empty_tensors() {
+        assert_eq!(offsets(&Layout::contiguous(())), vec![0]);
+        assert_eq!(offsets(&Layout::contiguous([2, 0, 3])), Vec::<usize>::new());
+    }
+}

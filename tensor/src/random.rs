@@ -1,0 +1,179 @@
+//! Seeded random tensors. [`Rng`] is a small xoshiro256++ generator whose whole state is four
+//! u64s, so a training run can store it in a checkpoint and resume exactly. It implements
+//! `rand::Rng`, so `rand_distr` draws from it.
+
+use crate::{DType, Device, Error, Result, Shape, Tensor};
+use rand_distr::{Distribution, Gumbel, Normal, Uniform};
+use std::convert::Infallible;
+
+/// A seeded pseudo-random generator (xoshiro256++).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rng {
+    s: [u64; 4],
+}
+
+impl Rng {
+    /// A generator whose state is derived from `seed` with SplitMix64 (never all zeros).
+    pub fn seed(seed: u64) -> Rng {
+        let mut z = seed;
+        let mut next = || {
+            z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut x = z;
+            x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            x ^ (x >> 31)
+        };
+        Rng {
+            s: [next(), next(), next(), next()],
+        }
+    }
+    /// The full state, for checkpoints.
+    pub fn state(&self) -> [u64; 4] {
+        self.s
+    }
+    /// A generator restored from `state()`.
+    pub fn from_state(s: [u64; 4]) -> Rng {
+        Rng { s }
+    }
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let s = &mut self.s;
+        let out = (s[0].wrapping_add(s[3])).rotate_left(23).wrapping_add(s[0]);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        out
+    }
+    /// A uniform draw in [0, 1) with 53 random bits.
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+impl rand::TryRng for Rng {
+    type Error = Infallible;
+    fn try_next_u32(&mut self) -> std::result::Result<u32, Infallible> {
+        Ok((self.next_u64() >> 32) as u32)
+    }
+    fn try_next_u64(&mut self) -> std::result::Result<u64, Infallible> {
+        Ok(self.next_u64())
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> std::result::Result<(), Infallible> {
+        for chunk in dst.chunks_mut(8) {
+            chunk.copy_from_slice(&self.next_u64().to_le_bytes()[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+impl Tensor {
+    /// A float tensor of draws from `dist` (made in f64, stored as `dtype`).
+    fn sample<D: Distribution<f64>>(
+        shape: Shape,
+        dist: D,
+        dtype: DType,
+        device: Device,
+        rng: &mut Rng,
+    ) -> Result<Tensor> {
+        if !dtype.is_float() {
+            return Err(Error::dtype(
+                "random",
+                format!("random tensors are floats, not {dtype:?}"),
+            ));
+        }
+        let data: Vec<f64> = (0..shape.numel()).map(|_| dist.sample(rng)).collect();
+        Tensor::from_vec(data, shape, Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)
+    }
+
+    /// Uniform draws in [lo, hi).
+    pub fn rand_uniform(
+        shape: impl Into<Shape>,
+        lo: f64,
+        hi: f64,
+        dtype: DType,
+        device: Device,
+        rng: &mut Rng,
+    ) -> Result<Tensor> {
+        let dist = Uniform::new(lo, hi)
+            .map_err(|e| Error::msg("rand_uniform", format!("[{lo}, {hi}): {e}")))?;
+        Tensor::sample(shape.into(), dist, dtype, device, rng)
+    }
+    /// Normal draws with the given mean and standard deviation.
+    pub fn randn(
+        shape: impl Into<Shape>,
+        mean: f64,
+        std: f64,
+        dtype: DType,
+        device: Device,
+        rng: &mut Rng,
+    ) -> Result<Tensor> {
+        let dist = Normal::new(mean, std)
+            .map_err(|e| Error::msg("randn", format!("mean {mean}, std {std}: {e}")))?;
+        Tensor::sample(shape.into(), dist, dtype, device, rng)
+    }
+    /// Standard Gumbel draws (location 0, scale 1), for the Gumbel-max trick.
+    pub fn rand_gumbel(
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: Device,
+        rng: &mut Rng,
+    ) -> Result<Tensor> {
+        let dist = Gumbel::new(0.0, 1.0).map_err(|e| Error::msg("rand_gumbel", e.to_string()))?;
+        Tensor::sample(shape.into(), dist, dtype, device, rng)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_and_resumable() {
+        let mut a = Rng::seed(7);
+        let mut b = Rng::seed(7);
+        let x = Tensor::randn([1000], 0.0, 1.0, DType::F64, Device::Cpu, &mut a).unwrap();
+        let y = Tensor::randn([1000], 0.0, 1.0, DType::F64, Device::Cpu, &mut b).unwrap();
+        assert_eq!(x.to_vec::<f64>().unwrap(), y.to_vec::<f64>().unwrap());
+        let mut c = Rng::from_state(a.state());
+        assert_eq!(a.next_u64(), c.next_u64());
+        assert_ne!(Rng::seed(1).next_u64(), Rng::seed(2).next_u64());
+    }
+
+    #[test]
+    fn moments_are_right() {
+        let mut rng = Rng::seed(3);
+        let n = 200_000;
+        let stats = |t: Tensor| {
+            let v = t.to_vec::<f64>().unwrap();
+            let m = v.iter().sum::<f64>() / n as f64;
+            (
+                m,
+                v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n as f64,
+            )
+        };
+        let (m, var) =
+            stats(Tensor::rand_uniform([n], -1.0, 3.0, DType::F64, Device::Cpu, &mut rng).unwrap());
+        assert!(
+            (m - 1.0).abs() < 0.02 && (var - 16.0 / 12.0).abs() < 0.02,
+            "uniform {m} {var}"
+        );
+        let (m, var) =
+            stats(Tensor::randn([n], 2.0, 0.5, DType::F64, Device::Cpu, &mut rng).unwrap());
+        assert!(
+            (m - 2.0).abs() < 0.01 && (var - 0.25).abs() < 0.01,
+            "normal {m} {var}"
+        );
+        // Gumbel(0, 1): mean = Euler–Mascheroni constant, variance = π²/6.
+        let (m, var) = stats(Tensor::rand_gumbel([n], DType::F64, Device::Cpu, &mut rng).unwrap());
+        assert!(
+            (m - 0.5772).abs() < 0.02 && (var - 1.6449).abs() < 0.04,
+            "gumbel {m} {var}"
+        );
+    }
+}
