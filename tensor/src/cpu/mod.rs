@@ -4,12 +4,14 @@
 //! Kernels are generic over [`Float`] (f32 for work, f64 for gradient checks). They receive
 //! contiguous slices unless their doc says they take a [`Layout`](crate::Layout).
 
+pub mod attention;
 pub mod elementwise;
 pub mod gemm;
 pub mod index;
 pub mod matmul;
 pub mod norm;
 pub mod reduce;
+pub mod rope;
 
 use crate::{DType, WithDType};
 use half::{bf16, f16};

@@ -1,13 +1,15 @@
 //! The tensor operations, grouped by kind. Each op checks its operands (shapes, dtypes,
 //! devices), then dispatches on the storage to a backend kernel.
 
+mod attention;
 mod elementwise;
 mod index;
 mod matmul;
 mod norm;
+mod reduce;
+mod rope;
 
 pub use norm::LayerNormStats;
-mod reduce;
 
 use crate::{Error, Tensor};
 
