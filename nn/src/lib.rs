@@ -1,1 +1,3 @@
-//! Layers, attention variants, optimizers, the parameter store and checkpoint I/O (to come).
+//! Layers, attention variants, optimizers, parameter store and checkpoint I/O.
+
+pub mod attention;
