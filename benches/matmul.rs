@@ -11,7 +11,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
 use tensor::cpu::gemm::{gemm, MatRef};
 
 /// `(name, m, n, k)` for `C[m×n] = A[m×k]·B[k×n]`.
@@ -52,36 +54,47 @@ fn matmul(c: &mut Criterion) {
             .throughput(Throughput::Elements(2 * (m * n * k) as u64));
         group.bench_function(BenchmarkId::new("ours", format!("{m}x{n}x{k}")), |bench| {
             bench.iter(|| {
-                let ra = MatRef { data: black_box(&a[..]), row_stride: k, col_stride: 1 };
-                let rb = MatRef { data: black_box(&b[..]), row_stride: n, col_stride: 1 };
+                let ra = MatRef {
+                    data: black_box(&a[..]),
+                    row_stride: k,
+                    col_stride: 1,
+                };
+                let rb = MatRef {
+                    data: black_box(&b[..]),
+                    row_stride: n,
+                    col_stride: 1,
+                };
                 gemm(m, n, k, ra, rb, &mut out, n, false);
                 black_box(&mut out);
             })
         });
-        group.bench_function(BenchmarkId::new("matrixmultiply", format!("{m}x{n}x{k}")), |bench| {
-            bench.iter(|| {
-                // SAFETY: `a` is m×k, `b` k×n and `out` m×n, all row-major and fully allocated.
-                unsafe {
-                    matrixmultiply::sgemm(
-                        m,
-                        k,
-                        n,
-                        1.0,
-                        black_box(a.as_ptr()),
-                        k as isize,
-                        1,
-                        black_box(b.as_ptr()),
-                        n as isize,
-                        1,
-                        0.0,
-                        out.as_mut_ptr(),
-                        n as isize,
-                        1,
-                    )
-                };
-                black_box(&mut out);
-            })
-        });
+        group.bench_function(
+            BenchmarkId::new("matrixmultiply", format!("{m}x{n}x{k}")),
+            |bench| {
+                bench.iter(|| {
+                    // SAFETY: `a` is m×k, `b` k×n and `out` m×n, all row-major and fully allocated.
+                    unsafe {
+                        matrixmultiply::sgemm(
+                            m,
+                            k,
+                            n,
+                            1.0,
+                            black_box(a.as_ptr()),
+                            k as isize,
+                            1,
+                            black_box(b.as_ptr()),
+                            n as isize,
+                            1,
+                            0.0,
+                            out.as_mut_ptr(),
+                            n as isize,
+                            1,
+                        )
+                    };
+                    black_box(&mut out);
+                })
+            },
+        );
         group.finish();
     }
 }

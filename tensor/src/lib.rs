@@ -36,6 +36,7 @@ mod shape;
 mod storage;
 mod tensor;
 
+pub use cpu::attention::{GroupRule, PAD_GROUP};
 pub use device::Device;
 pub use dtype::{DType, WithDType};
 pub use error::{Error, ErrorKind, Result};

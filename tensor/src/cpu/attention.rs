@@ -1,1 +1,444 @@
-//! (being written)
+//! Partition attention on the CPU: softmax(q·kᵀ·scale)·v restricted to the (query, key) pairs
+//! that a group rule allows, computed only on those pairs (SPEC §3–4).
+//!
+//! # The gathered algorithm
+//!
+//! Per batch row the tokens are bucketed by group id (each bucket keeps its tokens in index
+//! order). Every query group g with at least one allowed key forms one dense *block*: its
+//! queries, and the keys they may attend to (rule `Same`: the keys of group g; rule
+//! `Different`: the keys of every other non-pad group). Then, per (batch row, head) — the unit
+//! of rayon parallelism — each block's K and V rows are packed contiguously, its queries are
+//! packed in chunks of [`QUERY_CHUNK`] rows, and the chunk runs dense attention with our GEMM:
+//! S = (scale·Q)·Kᵀ, a row softmax, O = P·V, scattered back to the queries' rows. The work is
+//! Σ_g |Q_g|·|K(g)|: n0² + n1² pairs for `Same` and 2·n0·n1 for `Different` with two groups,
+//! instead of the L² of masked dense attention.
+//!
+//! A query with no allowed key (pad query, empty other group, …) belongs to no block: its
+//! output row is zero, its log-sum-exp is −∞ and it gets (and gives) zero gradient. Keys that
+//! no query may see (pads) get zero gradient.
+//!
+//! # Backward: recompute, do not store
+//!
+//! The forward saves only the log-sum-exp of each query row, [B, H, Nq]. The backward
+//! recomputes each chunk's probabilities P = exp(S − lse) with one extra GEMM (flash-attention
+//! style) instead of keeping them. Storing P would cost B·H·(n0² + n1²) floats per layer — at
+//! L = 1024, H = 12 that is ≈ 24 MiB per sequence per layer, i.e. gigabytes for a training batch
+//! across 12 layers, the very [L, L] memory this op exists to avoid — while recomputing adds one
+//! GEMM to the four the backward needs anyway (dV, dP, dQ, dK), about a fifth more backward
+//! work. Chunking the queries keeps S, P and dP of a chunk in L2 as well.
+
+use super::gemm::{gemm, MatRef};
+use super::Float;
+use crate::Layout;
+use rayon::prelude::*;
+
+/// The group id of padding tokens: a pad never attends and is never attended to.
+pub const PAD_GROUP: u8 = 255;
+
+/// Which keys a query may attend to, given the group ids of both (pads excluded either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GroupRule {
+    /// Keys of the query's own group (the PGM encoder; inference encoder: all clean tokens
+    /// are group 0).
+    Same,
+    /// Keys of any other group (the PGM decoder and GroupSwap cross-attention).
+    Different,
+}
+
+impl GroupRule {
+    /// Whether a query of group `q` may attend to a key of group `k`.
+    #[inline]
+    pub fn allows(self, q: u8, k: u8) -> bool {
+        q != PAD_GROUP
+            && k != PAD_GROUP
+            && match self {
+                GroupRule::Same => q == k,
+                GroupRule::Different => q != k,
+            }
+    }
+}
+
+/// Queries are processed in chunks of this many rows, so a chunk's scores (and in the backward
+/// its probabilities and their gradient) stay in L2 while the block's K and V are reused.
+pub const QUERY_CHUNK: usize = 128;
+
+/// Dims, strides (in elements) and storage offset of a [B, N, H, d] view.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadsLayout {
+    pub dims: [usize; 4],
+    pub strides: [usize; 4],
+    pub offset: usize,
+}
+
+impl HeadsLayout {
+    /// The layout of a rank-4 view, or None for another rank.
+    pub fn of(l: &Layout) -> Option<HeadsLayout> {
+        Some(HeadsLayout {
+            dims: l.dims().try_into().ok()?,
+            strides: l.strides().try_into().ok()?,
+            offset: l.offset(),
+        })
+    }
+    /// The row-major layout of a fresh [B, N, H, d] tensor.
+    pub fn contiguous(dims: [usize; 4]) -> HeadsLayout {
+        let [_, n, h, d] = dims;
+        HeadsLayout {
+            dims,
+            strides: [n * h * d, h * d, d, 1],
+            offset: 0,
+        }
+    }
+    /// Copies the head-`h` vectors of tokens `rows` of batch row `b`, times `mul`, into `dst`
+    /// ([rows.len(), d] row-major).
+    fn gather<T: Float>(
+        &self,
+        src: &[T],
+        b: usize,
+        h: usize,
+        rows: &[usize],
+        mul: T,
+        dst: &mut Vec<T>,
+    ) {
+        let [s0, s1, s2, s3] = self.strides;
+        let d = self.dims[3];
+        dst.clear();
+        for &i in rows {
+            let off = self.offset + b * s0 + i * s1 + h * s2;
+            if s3 == 1 {
+                dst.extend(src[off..off + d].iter().map(|&x| x * mul));
+            } else {
+                dst.extend((0..d).map(|e| src[off + e * s3] * mul));
+            }
+        }
+    }
+}
+
+/// Problem sizes shared by the forward and the backward.
+#[derive(Clone, Copy, Debug)]
+pub struct AttnDims {
+    pub batch: usize,
+    pub nq: usize,
+    pub nk: usize,
+    pub heads: usize,
+    pub head_dim: usize,
+}
+
+/// One dense block of a batch row: queries (token indices, ascending) and the keys they may
+/// attend to.
+struct Block {
+    queries: Vec<usize>,
+    keys: Vec<usize>,
+}
+
+/// The blocks of one batch row, from its query groups [Nq] and key groups [Nk].
+fn blocks(qg: &[u8], kg: &[u8], rule: GroupRule) -> Vec<Block> {
+    let mut q_by: Vec<Vec<usize>> = vec![Vec::new(); 256];
+    let mut k_by: Vec<Vec<usize>> = vec![Vec::new(); 256];
+    for (i, &g) in qg.iter().enumerate() {
+        q_by[g as usize].push(i);
+    }
+    for (j, &g) in kg.iter().enumerate() {
+        k_by[g as usize].push(j);
+    }
+    let mut out = Vec::new();
+    for (g, queries) in q_by.into_iter().enumerate() {
+        if queries.is_empty() || g == PAD_GROUP as usize {
+            continue;
+        }
+        let keys: Vec<usize> = match rule {
+            GroupRule::Same => k_by[g].clone(),
+            GroupRule::Different => (0..PAD_GROUP as usize)
+                .filter(|&o| o != g)
+                .flat_map(|o| k_by[o].iter().copied())
+                .collect(),
+        };
+        if !keys.is_empty() {
+            out.push(Block { queries, keys });
+        }
+    }
+    out
+}
+
+/// Blocks of every batch row.
+fn all_blocks(dims: &AttnDims, qg: &[u8], kg: &[u8], rule: GroupRule) -> Vec<Vec<Block>> {
+    (0..dims.batch)
+        .map(|b| {
+            let q = &qg[b * dims.nq..(b + 1) * dims.nq];
+            let k = &kg[b * dims.nk..(b + 1) * dims.nk];
+            blocks(q, k, rule)
+        })
+        .collect()
+}
+
+/// S [m, n] = A [m, d] · Bᵀ with B [n, d], both row-major.
+fn gemm_abt<T: Float>(m: usize, n: usize, d: usize, a: &[T], b: &[T], s: &mut [T]) {
+    let a = MatRef {
+        data: a,
+        row_stride: d,
+        col_stride: 1,
+    };
+    let b = MatRef {
+        data: b,
+        row_stride: 1,
+        col_stride: d,
+    };
+    gemm(m, n, d, a, b, s, n, false);
+}
+
+/// C [m, n] (+)= A [m, k] · B [k, n], both row-major.
+fn gemm_ab<T: Float>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T], acc: bool) {
+    let a = MatRef {
+        data: a,
+        row_stride: k,
+        col_stride: 1,
+    };
+    let b = MatRef {
+        data: b,
+        row_stride: n,
+        col_stride: 1,
+    };
+    gemm(m, n, k, a, b, c, n, acc);
+}
+
+/// C [m, n] += Aᵀ · B with A [k, m] and B [k, n], both row-major.
+fn gemm_atb_acc<T: Float>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T]) {
+    let a = MatRef {
+        data: a,
+        row_stride: 1,
+        col_stride: m,
+    };
+    let b = MatRef {
+        data: b,
+        row_stride: n,
+        col_stride: 1,
+    };
+    gemm(m, n, k, a, b, c, n, true);
+}
+
+/// Reassembles per-(b, h) buffers `parts[b·H + h]` of [N, d] into a contiguous [B, N, H, d].
+fn interleave_heads<T: Float>(
+    parts: &[Vec<T>],
+    batch: usize,
+    n: usize,
+    heads: usize,
+    d: usize,
+) -> Vec<T> {
+    let mut out = vec![T::ZERO; batch * n * heads * d];
+    if out.is_empty() {
+        return out;
+    }
+    out.par_chunks_mut(heads * d)
+        .enumerate()
+        .for_each(|(r, row)| {
+            let (b, i) = (r / n, r % n);
+            for (h, dst) in row.chunks_mut(d).enumerate() {
+                dst.copy_from_slice(&parts[b * heads + h][i * d..(i + 1) * d]);
+            }
+        });
+    out
+}
+
+/// The forward pass. q [B, Nq, H, d], k and v [B, Nk, H, d] with any strides (their layouts);
+/// q_groups [B, Nq] and k_groups [B, Nk] contiguous. Returns out, contiguous [B, Nq, H, d], and
+/// the log-sum-exp of each query's scores, [B, H, Nq] (−∞ for a query with no allowed key).
+#[allow(clippy::too_many_arguments)]
+pub fn partition_attention<T: Float>(
+    dims: &AttnDims,
+    (q, lq): (&[T], &HeadsLayout),
+    (k, lk): (&[T], &HeadsLayout),
+    (v, lv): (&[T], &HeadsLayout),
+    q_groups: &[u8],
+    k_groups: &[u8],
+    rule: GroupRule,
+    scale: f64,
+) -> (Vec<T>, Vec<T>) {
+    let AttnDims {
+        batch,
+        nq,
+        heads,
+        head_dim: d,
+        ..
+    } = *dims;
+    let all = all_blocks(dims, q_groups, k_groups, rule);
+    let scale = T::from_f64(scale);
+    let parts: Vec<(Vec<T>, Vec<T>)> = (0..batch * heads)
+        .into_par_iter()
+        .map(|bh| {
+            let (b, h) = (bh / heads, bh % heads);
+            let mut o = vec![T::ZERO; nq * d];
+            let mut lse = vec![T::NEG_INFINITY; nq];
+            let (mut kb, mut vb, mut qa, mut s, mut oa) = (vec![], vec![], vec![], vec![], vec![]);
+            for blk in &all[b] {
+                let n = blk.keys.len();
+                lk.gather(k, b, h, &blk.keys, T::ONE, &mut kb);
+                lv.gather(v, b, h, &blk.keys, T::ONE, &mut vb);
+                for rows in blk.queries.chunks(QUERY_CHUNK) {
+                    let m = rows.len();
+                    lq.gather(q, b, h, rows, scale, &mut qa);
+                    s.resize(m * n, T::ZERO);
+                    gemm_abt(m, n, d, &qa, &kb, &mut s);
+                    for (r, srow) in s.chunks_mut(n).enumerate() {
+                        let max = srow.iter().fold(T::NEG_INFINITY, |a, &x| a.max(x));
+                        let mut sum = T::ZERO;
+                        for x in srow.iter_mut() {
+                            *x = (*x - max).exp();
+                            sum += *x;
+                        }
+                        let inv = T::ONE / sum;
+                        srow.iter_mut().for_each(|x| *x = *x * inv);
+                        lse[rows[r]] = max + sum.ln();
+                    }
+                    oa.resize(m * d, T::ZERO);
+                    gemm_ab(m, d, n, &s, &vb, &mut oa, false);
+                    for (r, &i) in rows.iter().enumerate() {
+                        o[i * d..(i + 1) * d].copy_from_slice(&oa[r * d..(r + 1) * d]);
+                    }
+                }
+            }
+            (o, lse)
+        })
+        .collect();
+    let (os, lses): (Vec<Vec<T>>, Vec<Vec<T>>) = parts.into_iter().unzip();
+    let out = interleave_heads(&os, batch, nq, heads, d);
+    (out, lses.concat())
+}
+
+/// The backward pass: (dq, dk, dv), contiguous, from the forward's inputs, its contiguous
+/// output `out` [B, Nq, H, d] and log-sum-exp `lse` [B, H, Nq], and `dout` (contiguous
+/// [B, Nq, H, d]). Per chunk: P = exp(S − lse), dV += Pᵀ·dO, dP = dO·Vᵀ,
+/// dS = P ⊙ (dP − rowsum(dO ⊙ O)), dQ = scale·dS·K, dK += dS·(scale·Q).
+#[allow(clippy::too_many_arguments)]
+pub fn partition_attention_backward<T: Float>(
+    dims: &AttnDims,
+    (q, lq): (&[T], &HeadsLayout),
+    (k, lk): (&[T], &HeadsLayout),
+    (v, lv): (&[T], &HeadsLayout),
+    q_groups: &[u8],
+    k_groups: &[u8],
+    rule: GroupRule,
+    scale: f64,
+    out: &[T],
+    lse: &[T],
+    dout: &[T],
+) -> (Vec<T>, Vec<T>, Vec<T>) {
+    let AttnDims {
+        batch,
+        nq,
+        nk,
+        heads,
+        head_dim: d,
+    } = *dims;
+    let all = all_blocks(dims, q_groups, k_groups, rule);
+    let scale = T::from_f64(scale);
+    let lo = HeadsLayout::contiguous([batch, nq, heads, d]);
+    let parts: Vec<(Vec<T>, Vec<T>, Vec<T>)> = (0..batch * heads)
+        .into_par_iter()
+        .map(|bh| {
+            let (b, h) = (bh / heads, bh % heads);
+            let lse = &lse[bh * nq..(bh + 1) * nq];
+            let mut dq = vec![T::ZERO; nq * d];
+            let mut dk = vec![T::ZERO; nk * d];
+            let mut dv = vec![T::ZERO; nk * d];
+            let (mut kb, mut vb, mut dkb, mut dvb) = (vec![], vec![], vec![], vec![]);
+            let (mut qa, mut oa, mut doa, mut dqa) = (vec![], vec![], vec![], vec![]);
+            let (mut p, mut dp, mut delta) = (vec![], vec![], vec![]);
+            for blk in &all[b] {
+                let n = blk.keys.len();
+                lk.gather(k, b, h, &blk.keys, T::ONE, &mut kb);
+                lv.gather(v, b, h, &blk.keys, T::ONE, &mut vb);
+                dkb.clear();
+                dkb.resize(n * d, T::ZERO);
+                dvb.clear();
+                dvb.resize(n * d, T::ZERO);
+                for rows in blk.queries.chunks(QUERY_CHUNK) {
+                    let m = rows.len();
+                    lq.gather(q, b, h, rows, scale, &mut qa);
+                    lo.gather(out, b, h, rows, T::ONE, &mut oa);
+                    lo.gather(dout, b, h, rows, T::ONE, &mut doa);
+                    // delta_i = Σ_e dO[i, e]·O[i, e] = Σ_j P[i, j]·dP[i, j].
+                    delta.clear();
+                    delta.extend(
+                        oa.chunks(d)
+                            .zip(doa.chunks(d))
+                            .map(|(o, g)| o.iter().zip(g).map(|(&x, &y)| x * y).sum::<T>()),
+                    );
+                    p.resize(m * n, T::ZERO);
+                    gemm_abt(m, n, d, &qa, &kb, &mut p);
+                    for (r, prow) in p.chunks_mut(n).enumerate() {
+                        let l = lse[rows[r]];
+                        prow.iter_mut().for_each(|x| *x = (*x - l).exp());
+                    }
+                    gemm_atb_acc(n, d, m, &p, &doa, &mut dvb);
+                    dp.resize(m * n, T::ZERO);
+                    gemm_abt(m, n, d, &doa, &vb, &mut dp);
+                    // dS = P ⊙ (dP − delta), in place in dp.
+                    for ((dprow, prow), &dl) in dp.chunks_mut(n).zip(p.chunks(n)).zip(&delta) {
+                        for (g, &pr) in dprow.iter_mut().zip(prow) {
+                            *g = pr * (*g - dl);
+                        }
+                    }
+                    dqa.resize(m * d, T::ZERO);
+                    gemm_ab(m, d, n, &dp, &kb, &mut dqa, false);
+                    for (r, &i) in rows.iter().enumerate() {
+                        let src = &dqa[r * d..(r + 1) * d];
+                        for (x, &g) in dq[i * d..(i + 1) * d].iter_mut().zip(src) {
+                            *x = g * scale;
+                        }
+                    }
+                    gemm_atb_acc(n, d, m, &dp, &qa, &mut dkb);
+                }
+                // A key may sit in several blocks (rule Different with three or more groups).
+                for (r, &j) in blk.keys.iter().enumerate() {
+                    let (src_k, src_v) = (&dkb[r * d..(r + 1) * d], &dvb[r * d..(r + 1) * d]);
+                    for (x, &g) in dk[j * d..(j + 1) * d].iter_mut().zip(src_k) {
+                        *x += g;
+                    }
+                    for (x, &g) in dv[j * d..(j + 1) * d].iter_mut().zip(src_v) {
+                        *x += g;
+                    }
+                }
+            }
+            (dq, dk, dv)
+        })
+        .collect();
+    let mut dqs = Vec::with_capacity(parts.len());
+    let mut dks = Vec::with_capacity(parts.len());
+    let mut dvs = Vec::with_capacity(parts.len());
+    for (a, b, c) in parts {
+        dqs.push(a);
+        dks.push(b);
+        dvs.push(c);
+    }
+    (
+        interleave_heads(&dqs, batch, nq, heads, d),
+        interleave_heads(&dks, batch, nk, heads, d),
+        interleave_heads(&dvs, batch, nk, heads, d),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_and_blocks() {
+        assert!(GroupRule::Same.allows(0, 0) && !GroupRule::Same.allows(0, 1));
+        assert!(GroupRule::Different.allows(1, 0) && !GroupRule::Different.allows(1, 1));
+        assert!(!GroupRule::Same.allows(PAD_GROUP, PAD_GROUP));
+        assert!(!GroupRule::Different.allows(0, PAD_GROUP));
+        let qg = [0, 1, 0, 2, PAD_GROUP];
+        let kg = [1, 0, PAD_GROUP, 0, 2];
+        let same = blocks(&qg, &kg, GroupRule::Same);
+        assert_eq!(same.len(), 3);
+        assert_eq!(
+            (same[0].queries.clone(), same[0].keys.clone()),
+            (vec![0, 2], vec![1, 3])
+        );
+        let diff = blocks(&qg, &kg, GroupRule::Different);
+        assert_eq!(diff[0].keys, vec![0, 4]);
+        assert_eq!(diff[1].keys, vec![1, 3, 4]);
+        assert_eq!(diff[2].keys, vec![1, 3, 0]);
+        // A group with no allowed key gives no block.
+        assert!(blocks(&[1, 1], &[0, PAD_GROUP], GroupRule::Same).is_empty());
+    }
+}

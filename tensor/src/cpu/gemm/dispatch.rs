@@ -2,7 +2,7 @@
 //! packing routines and cache blocking.
 
 #[cfg(target_arch = "x86_64")]
-use super::{kernel_avx2, kernel_avx512};
+use super::{kernel_avx2, kernel_avx512, pack_avx512};
 use super::{kernel_generic, pack, sealed, GemmScalar};
 
 /// The micro-kernel families.
@@ -32,6 +32,12 @@ impl KernelKind {
 
     /// The fastest kind the running CPU supports (feature detection is cached by std).
     pub fn best() -> KernelKind {
+        // TUNING-ONLY
+        match std::env::var("GKERNEL").as_deref() {
+            Ok("avx2") => return KernelKind::Avx2,
+            Ok("generic") => return KernelKind::Generic,
+            _ => {}
+        }
         [KernelKind::Avx512, KernelKind::Avx2]
             .into_iter()
             .find(|kind| kind.available())
@@ -135,11 +141,13 @@ impl sealed::Sealed for f32 {
             }),
             #[cfg(target_arch = "x86_64")]
             KernelKind::Avx512 => Some(unsafe {
-                Kernel::new::<{ kernel_avx512::MR }, { kernel_avx512::NR_F32 }>(
-                    kernel_avx512::kernel_f32,
-                    L1_BUDGET,
-                    L2_BUDGET,
-                )
+                const MR: usize = kernel_avx512::MR;
+                const NR: usize = kernel_avx512::NR_F32;
+                Kernel {
+                    pack_a: pack_avx512::pack_a_f32::<MR>,
+                    pack_b: pack_avx512::pack_b_f32::<NR>,
+                    ..Kernel::new::<MR, NR>(kernel_avx512::kernel_f32, L1_BUDGET, L2_BUDGET)
+                }
             }),
             #[cfg(not(target_arch = "x86_64"))]
             _ => None,

@@ -37,10 +37,14 @@ macro_rules! avx2_kernel {
             accumulate: bool,
         ) {
             const NR: usize = 2 * $lanes;
-            // Warm the C tile while the k loop runs; the stores at the end then hit L1.
+            // Warm the C tile (both ends of each row: a row may straddle cache lines) while the
+            // k loop runs, so that the read-modify-write at the end hits L1.
             for i in 0..MR {
                 // SAFETY: row `i` of the tile is inside C by the contract; prefetch never faults.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc).cast::<i8>()) };
+                unsafe {
+                    _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc).cast::<i8>());
+                    _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc + NR - 1).cast::<i8>());
+                }
             }
             let mut acc = [[$zero(); 2]; MR];
             for p in 0..kc {

@@ -39,6 +39,8 @@ mod kernel_avx2;
 mod kernel_avx512;
 mod kernel_generic;
 mod pack;
+#[cfg(target_arch = "x86_64")]
+mod pack_avx512;
 #[cfg(test)]
 mod tests;
 
@@ -215,9 +217,10 @@ pub(crate) fn gemm_with<T: GemmScalar>(
         rsc: c_row_stride,
         accumulate,
     };
+    // Closures capture this reference (a `Problem` is Sync), not the raw-pointer fields.
+    let whole = &problem;
     let rect = |piece: usize| -> Problem<T> {
-        // Use the whole `Problem` (which is Sync), not its raw-pointer fields one by one.
-        let problem = problem;
+        let base = *whole;
         let (pi, pj) = (piece / gn, piece % gn);
         let (r0, r1) = (
             tiles_m * pi / gm * kern.mr,
@@ -227,15 +230,16 @@ pub(crate) fn gemm_with<T: GemmScalar>(
             tiles_n * pj / gn * kern.nr,
             (tiles_n * (pj + 1) / gn * kern.nr).min(n),
         );
-        // SAFETY: r0 ≤ m and c0 ≤ n, so the offsets stay inside (or one past) the operands.
+        // SAFETY: split_grid gives every piece at least one tile, so r0 < m and c0 < n (and
+        // k > 0): the offsets address elements (r0, 0) of A, (0, c0) of B and (r0, c0) of C.
         unsafe {
             Problem {
                 m: r1 - r0,
                 n: c1 - c0,
-                a: problem.a.add(r0 * problem.rsa),
-                b: problem.b.add(c0 * problem.csb),
-                c: problem.c.add(r0 * problem.rsc + c0),
-                ..problem
+                a: base.a.add(r0 * base.rsa),
+                b: base.b.add(c0 * base.csb),
+                c: base.c.add(r0 * base.rsc + c0),
+                ..base
             }
         }
     };
@@ -275,7 +279,9 @@ fn split_grid(
         // columns of B; prefer using all threads, then the least packing.
         let pack = (gm * gn) as f64 * (m as f64 / gm as f64 + n as f64 / gn as f64);
         let cost = (threads - gm * gn) as f64 * 1e30 + pack;
-        if cost < best_cost {
+        // On ties keep the larger gm (cut rows): B, usually the cheaper operand to pack
+        // (row-major B is a plain copy), is then the one packed repeatedly.
+        if cost <= best_cost {
             best_cost = cost;
             best = (gm, gn);
         }

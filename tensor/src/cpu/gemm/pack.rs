@@ -58,7 +58,7 @@ pub(crate) unsafe fn pack_b<T: GemmScalar, const NR: usize>(
 /// # Safety
 /// Every element with `l < len`, `d < depth` must be readable at the address above, and `out`
 /// must be valid for writing `ceil(len / W) · W · depth` elements.
-unsafe fn pack_panels<T: GemmScalar, const W: usize>(
+pub(crate) unsafe fn pack_panels<T: GemmScalar, const W: usize>(
     len: usize,
     depth: usize,
     src: *const T,
@@ -82,18 +82,25 @@ unsafe fn pack_panels<T: GemmScalar, const W: usize>(
             }
         }
     } else if s_depth == 1 && full > 0 {
-        // Depth contiguous (row-major A, column-major B): a transpose. Walk the `W` lanes of a
-        // panel side by side so that the reads are `W` sequential streams and the writes one
-        // sequential stream.
+        // Depth contiguous (row-major A, column-major B): a transpose, done in chunks of
+        // `CHUNK` depth steps so that the `W × CHUNK` piece being written stays in L1 while each
+        // lane's run of `CHUNK` contiguous elements is read and scattered into it.
+        const CHUNK: usize = 32;
         for (p, panel) in out.chunks_exact_mut(W * depth).take(full).enumerate() {
-            // SAFETY: lanes p·W .. p·W + W are full lanes of `depth` elements inside the block.
-            let lanes: [&[T]; W] = std::array::from_fn(|l| unsafe {
-                std::slice::from_raw_parts(src.add((p * W + l) * s_lane), depth)
-            });
-            for (d, step) in panel.chunks_exact_mut(W).enumerate() {
-                for (x, lane) in step.iter_mut().zip(&lanes) {
-                    *x = lane[d];
+            // SAFETY: lane p·W is a full lane inside the block; its elements start here.
+            let base = unsafe { src.add(p * W * s_lane) };
+            let mut d0 = 0;
+            while d0 < depth {
+                let len = CHUNK.min(depth - d0);
+                let piece = &mut panel[d0 * W..(d0 + len) * W];
+                for l in 0..W {
+                    // SAFETY: elements d0 .. d0 + len of lane p·W + l are inside the block.
+                    let run = unsafe { std::slice::from_raw_parts(base.add(l * s_lane + d0), len) };
+                    for (t, &v) in run.iter().enumerate() {
+                        piece[t * W + l] = v;
+                    }
                 }
+                d0 += len;
             }
         }
     } else {

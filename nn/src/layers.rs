@@ -1,0 +1,184 @@
+//! The basic layers: Linear, LayerNorm, Embedding, the GELU MLP and dropout. Initialisation
+//! follows PyTorch's defaults (SPEC §3) unless a constructor says otherwise.
+
+use crate::params::{Bound, Init, Param, ParamStore};
+use autograd::Var;
+use tensor::{DType, Result, Rng, Tensor};
+
+/// y = x · Wᵀ (+ b), with W stored [out, in] as in PyTorch checkpoints.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    pub weight: Param,
+    pub bias: Option<Param>,
+    pub in_dim: usize,
+    pub out_dim: usize,
+}
+
+impl Linear {
+    /// PyTorch's default init: weight and bias U(−1/√in, 1/√in). Names `{name}.weight`, `{name}.bias`.
+    pub fn new(
+        store: &mut ParamStore,
+        name: &str,
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        let bound = 1.0 / (in_dim as f64).sqrt();
+        Linear::with_init(
+            store,
+            name,
+            in_dim,
+            out_dim,
+            bias,
+            Init::Uniform(bound),
+            rng,
+        )
+    }
+    /// Weight and bias start at zero (adaLN modulations, the output projection).
+    pub fn zeros(
+        store: &mut ParamStore,
+        name: &str,
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        Linear::with_init(store, name, in_dim, out_dim, bias, Init::Zeros, rng)
+    }
+    fn with_init(
+        store: &mut ParamStore,
+        name: &str,
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+        init: Init,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        let weight = store.add(format!("{name}.weight"), [out_dim, in_dim], init, rng)?;
+        let bias = bias
+            .then(|| store.add(format!("{name}.bias"), [out_dim], init, rng))
+            .transpose()?;
+        Ok(Linear {
+            weight,
+            bias,
+            in_dim,
+            out_dim,
+        })
+    }
+    /// x [.., in] → [.., out]. The transposed weight is a view; the GEMM reads it by strides.
+    pub fn forward(&self, p: &Bound, x: &Var) -> Result<Var> {
+        let y = x.matmul(&p.get(&self.weight)?.t()?)?;
+        match &self.bias {
+            Some(b) => y.add(p.get(b)?),
+            None => Ok(y),
+        }
+    }
+}
+
+/// Layer norm over the last dim (eps 1e-5): weight init 1, optional bias init 0.
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    pub weight: Param,
+    pub bias: Option<Param>,
+}
+
+pub const LAYER_NORM_EPS: f64 = 1e-5;
+
+impl LayerNorm {
+    pub fn new(
+        store: &mut ParamStore,
+        name: &str,
+        dim: usize,
+        bias: bool,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        let weight = store.add(format!("{name}.weight"), [dim], Init::Ones, rng)?;
+        let bias = bias
+            .then(|| store.add(format!("{name}.bias"), [dim], Init::Zeros, rng))
+            .transpose()?;
+        Ok(LayerNorm { weight, bias })
+    }
+    /// x [.., D] → [.., D].
+    pub fn forward(&self, p: &Bound, x: &Var) -> Result<Var> {
+        let bias = self.bias.as_ref().map(|b| p.get(b)).transpose()?;
+        x.layer_norm(p.get(&self.weight)?, bias, LAYER_NORM_EPS)
+    }
+}
+
+/// A [V, D] lookup table, initialised U(−1/√D, 1/√D).
+#[derive(Clone, Debug)]
+pub struct Embedding {
+    pub table: Param,
+}
+
+impl Embedding {
+    /// `name` is the full parameter name (e.g. `vocab_embed.embedding`).
+    pub fn new(
+        store: &mut ParamStore,
+        name: &str,
+        vocab: usize,
+        dim: usize,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        let table = store.add(
+            name,
+            [vocab, dim],
+            Init::Uniform(1.0 / (dim as f64).sqrt()),
+            rng,
+        )?;
+        Ok(Embedding { table })
+    }
+    /// ids (U32, any shape) → [ids.., D]. An id outside the table is an index error.
+    pub fn forward(&self, p: &Bound, ids: &Tensor) -> Result<Var> {
+        p.get(&self.table)?.embedding(ids)
+    }
+}
+
+/// Linear(D, hidden) → GELU (tanh approximation) → Linear(hidden, D), with biases.
+/// Names `{name}.0.*` and `{name}.2.*` as in the reference's nn.Sequential.
+#[derive(Clone, Debug)]
+pub struct Mlp {
+    pub fc1: Linear,
+    pub fc2: Linear,
+}
+
+impl Mlp {
+    pub fn new(
+        store: &mut ParamStore,
+        name: &str,
+        dim: usize,
+        hidden: usize,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        let fc1 = Linear::new(store, &format!("{name}.0"), dim, hidden, true, rng)?;
+        let fc2 = Linear::new(store, &format!("{name}.2"), hidden, dim, true, rng)?;
+        Ok(Mlp { fc1, fc2 })
+    }
+    pub fn forward(&self, p: &Bound, x: &Var) -> Result<Var> {
+        self.fc2.forward(p, &self.fc1.forward(p, x)?.gelu_tanh()?)
+    }
+}
+
+/// Inverted dropout: zeroes each element with probability `p` and scales the rest by
+/// 1/(1 − p). With `rng` None (evaluation) or p = 0 it is the identity.
+pub fn dropout(x: &Var, p: f64, rng: Option<&mut Rng>) -> Result<Var> {
+    let Some(rng) = rng.filter(|_| p > 0.0) else {
+        return Ok(x.clone());
+    };
+    let keep = Tensor::rand_uniform(
+        x.shape().clone(),
+        0.0,
+        1.0,
+        DType::F64,
+        x.value().device(),
+        rng,
+    )?;
+    let scale = 1.0 / (1.0 - p);
+    let mask = keep.cmp(
+        &Tensor::scalar(p, DType::F64, keep.device())?,
+        tensor::op::CmpOp::Ge,
+    )?;
+    let mask = mask.to_dtype(x.value().dtype())?.mul_scalar(scale)?;
+    x.mul(&Var::constant(mask))
+}

@@ -1,0 +1,189 @@
+//! The PGM network (SPEC §4): embed → encoder (self-attention within a group) → GroupSwap →
+//! decoder (cross-attention to the other group) → final layer → log-probabilities.
+//!
+//! Two entry points share every layer: `forward_train` (all L tokens, a random partition: each
+//! token is predicted from the other group) and `forward_inference` (the clean tokens packed with
+//! their positions, predictions only at the query positions).
+
+use crate::attend::AttentionPattern;
+use crate::blocks::{DecoderBlock, DitBlock, FinalLayer};
+use crate::config::{ModelConfig, ModelKind};
+use crate::group_swap::GroupSwap;
+use crate::output::{check_tokens, log_probs_without_mask};
+use autograd::Var;
+use nn::conditioning::TimestepEmbedder;
+use nn::layers::Embedding;
+use nn::{Bound, ParamStore};
+use tensor::{bail_shape, Device, Error, GroupRule, Result, Rng, Tensor, PAD_GROUP};
+
+/// A partition generative model; its weights live in the `ParamStore` made with it.
+pub struct PgmNetwork {
+    pub config: ModelConfig,
+    embed: Embedding,
+    sigma_map: TimestepEmbedder,
+    encoder: Vec<DitBlock>,
+    group_swap: GroupSwap,
+    decoder: Vec<DecoderBlock>,
+    output: FinalLayer,
+}
+
+/// The clean set and the query positions of an inference step (SPEC §4, inference inputs).
+pub struct InferenceInput<'a> {
+    /// Clean tokens [B, N] (U32), packed in any order, right-padded.
+    pub tokens: &'a Tensor,
+    /// Their positions in the final sequence [B, N] (U32).
+    pub positions: &'a Tensor,
+    /// Real (non-pad) clean tokens per row.
+    pub clean_len: &'a [usize],
+    /// Positions to predict [B, M] (U32), right-padded.
+    pub query_positions: &'a Tensor,
+    /// Real queries per row; None = all M.
+    pub query_len: Option<&'a [usize]>,
+}
+
+impl PgmNetwork {
+    /// A freshly initialised network and its parameters.
+    pub fn new(config: &ModelConfig, store: &mut ParamStore, rng: &mut Rng) -> Result<Self> {
+        config.validate()?;
+        if config.model != ModelKind::Pgm {
+            return Err(Error::msg(
+                "PgmNetwork",
+                "the config describes an MDLM, not a PGM",
+            ));
+        }
+        let embed = Embedding::new(
+            store,
+            "vocab_embed.embedding",
+            config.vocab_size,
+            config.hidden_size,
+            rng,
+        )?;
+        let sigma_map = TimestepEmbedder::new(store, config.cond_dim, rng)?;
+        let encoder = (0..config.n_blocks)
+            .map(|i| DitBlock::new(store, &format!("encoder.blocks.{i}"), config, rng))
+            .collect::<Result<_>>()?;
+        let group_swap = GroupSwap::new(store, config, rng)?;
+        let decoder = (0..config.n_decoder_blocks)
+            .map(|i| DecoderBlock::new(store, &format!("decoder.layers.{i}"), config, rng))
+            .collect::<Result<_>>()?;
+        let output = FinalLayer::new(store, config, rng)?;
+        Ok(PgmNetwork {
+            config: config.clone(),
+            embed,
+            sigma_map,
+            encoder,
+            group_swap,
+            decoder,
+            output,
+        })
+    }
+
+    /// Training forward: tokens [B, L] (U32) and groups [B, L] (U8, 0 or 1) → log-probabilities
+    /// [B, L, V], where position i is predicted from the tokens of the other group only.
+    pub fn forward_train(
+        &self,
+        p: &Bound,
+        tokens: &Tensor,
+        groups: &Tensor,
+        rng: Option<&mut Rng>,
+    ) -> Result<Var> {
+        if tokens.rank() != 2 || groups.dims() != tokens.dims() {
+            bail_shape!(
+                "pgm forward",
+                "tokens {:?} and groups {:?} must both be [B, L]",
+                tokens.shape(),
+                groups.shape()
+            );
+        }
+        let (b, l) = (tokens.dims()[0], tokens.dims()[1]);
+        let pos = Tensor::arange(l, Device::Cpu)?
+            .unsqueeze(0)?
+            .broadcast_as([b, l])?
+            .contiguous()?;
+        self.run(p, tokens, &pos, groups, &pos, groups, rng)
+    }
+
+    /// Inference forward: the clean set and the query positions → log-probabilities [B, M, V]
+    /// at the query positions. Records no tape when `p` was bound without one.
+    pub fn forward_inference(&self, p: &Bound, input: &InferenceInput) -> Result<Var> {
+        let (b, n) = (input.tokens.dims()[0], input.tokens.dims()[1]);
+        let m = input.query_positions.dims()[1];
+        if input.positions.dims() != input.tokens.dims()
+            || input.query_positions.dims()[0] != b
+            || input.clean_len.len() != b
+        {
+            bail_shape!(
+                "pgm inference",
+                "tokens {:?}, positions {:?}, query positions {:?}, {} clean lengths",
+                input.tokens.shape(),
+                input.positions.shape(),
+                input.query_positions.shape(),
+                input.clean_len.len()
+            );
+        }
+        let groups = |len: &dyn Fn(usize) -> usize, width: usize, g: u8| -> Result<Tensor> {
+            let v: Vec<u8> = (0..b * width)
+                .map(|i| {
+                    if i % width < len(i / width) {
+                        g
+                    } else {
+                        PAD_GROUP
+                    }
+                })
+                .collect();
+            Tensor::from_vec(v, [b, width], Device::Cpu)
+        };
+        let clean_groups = groups(&|r| input.clean_len[r].min(n), n, 0)?;
+        let query_groups = groups(&|r| input.query_len.map_or(m, |q| q[r].min(m)), m, 1)?;
+        self.run(
+            p,
+            input.tokens,
+            input.positions,
+            &clean_groups,
+            input.query_positions,
+            &query_groups,
+            None,
+        )
+    }
+
+    /// The shared body: encoder over (tokens, positions, groups), GroupSwap and decoder from
+    /// the queries' positions and groups.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        p: &Bound,
+        tokens: &Tensor,
+        pos: &Tensor,
+        groups: &Tensor,
+        q_pos: &Tensor,
+        q_groups: &Tensor,
+        mut rng: Option<&mut Rng>,
+    ) -> Result<Var> {
+        check_tokens(tokens, self.config.vocab_size)?;
+        let dtype = p.get(&self.embed.table)?.value().dtype();
+        let (hd, how) = (self.config.head_dim(), self.config.attention);
+        let enc = AttentionPattern::new(pos, pos, groups, groups, GroupRule::Same, hd, how, dtype)?;
+        let cross = AttentionPattern::new(
+            q_pos,
+            pos,
+            q_groups,
+            groups,
+            GroupRule::Different,
+            hd,
+            how,
+            dtype,
+        )?;
+        let c = self.sigma_map.condition(p, &[0.0])?; // not time conditioned: sigma = 0, [1, C]
+        let mut h = self.embed.forward(p, tokens)?;
+        for block in &self.encoder {
+            h = block.forward(p, &h, &c, &enc, rng.as_deref_mut())?;
+        }
+        let mut y = self
+            .group_swap
+            .forward(p, &h, q_pos, q_groups, groups, &cross)?;
+        for block in &self.decoder {
+            y = block.forward(p, &y, &h, &c, &cross, rng.as_deref_mut())?;
+        }
+        log_probs_without_mask(&self.output.forward(p, &y, &c)?, self.config.mask_id())
+    }
+}
