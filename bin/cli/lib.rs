@@ -1,0 +1,2 @@
+//! Helpers shared by the binaries.
+pub mod plot;
