@@ -14,6 +14,7 @@ pub mod mdlm_net;
 pub mod output;
 pub mod pgm_net;
 pub mod schedule;
+pub mod trainer;
 
 pub use config::{ModelConfig, ModelKind};
 pub use mdlm_net::MdlmNetwork;

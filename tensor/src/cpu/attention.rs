@@ -104,12 +104,24 @@ impl AttnFloat for f32 {
     }
     fn exp_sub_sum(row: &mut [f32], sub: f32) -> f32 {
         #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { exp_sub_sum_avx512(row, sub) };
+        }
+        #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             // SAFETY: the CPU supports AVX2 and FMA, checked just above.
             return unsafe { exp_sub_sum_avx2(row, sub) };
         }
         exp_sub_sum_f32(row, sub)
     }
+}
+
+/// [`exp_sub_sum_f32`] compiled for AVX-512 (sixteen lanes).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn exp_sub_sum_avx512(row: &mut [f32], sub: f32) -> f32 {
+    exp_sub_sum_f32(row, sub)
 }
 
 /// [`exp_sub_sum_f32`] compiled for AVX2 + FMA (eight lanes instead of SSE2's four).
@@ -149,7 +161,8 @@ fn exp_f32(x: f32) -> f32 {
     // 1.5·2^23: adding it rounds to an integer (round to nearest even), branch-free.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;
@@ -158,7 +171,9 @@ fn exp_f32(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5.000_000_1e-1;
     let er = p * r * r + r + 1.0;
-    er * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // t's bits are those of 1.5·2^23 plus n in the low mantissa bits, and the shift keeps only
+    // their low 9 bits: (n + 127) << 23 is 2^n. (No `as i32`: its saturation does not vectorise.)
+    er * f32::from_bits(t.to_bits().wrapping_add(127) << 23)
 }
 
 /// Dims, strides (in elements) and storage offset of a [B, N, H, d] view.
