@@ -24,8 +24,9 @@ fn shapes() -> Vec<(String, usize, usize, usize)> {
         .collect();
     let bl = 8192;
     for d in [256, 768] {
-        v.push((format!("qkv_{bl}x{d}x{}", 3 * d), bl, 3 * d, d));
-        v.push((format!("mlp_{bl}x{d}x{}", 4 * d), bl, 4 * d, d));
+        // [B·L, D]·[D, 3D] and [B·L, D]·[D, 4D].
+        v.push((format!("qkv_d{d}"), bl, 3 * d, d));
+        v.push((format!("mlp_d{d}"), bl, 4 * d, d));
     }
     v
 }

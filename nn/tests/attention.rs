@@ -239,11 +239,11 @@ fn rope_matches_the_formula_and_inverts() {
     let y = rope(&Var::constant(x.clone()), &cos, &sin).unwrap();
     let (xs, ys) = (x.to_f64_vec().unwrap(), y.value().to_f64_vec().unwrap());
     let half = d / 2;
-    for t in 0..b * n {
+    for (t, &p) in pos.iter().enumerate() {
         for h in 0..H {
             let base = (t * H + h) * d;
             for k in 0..half {
-                let angle = pos[t] as f64 * 10_000f64.powf(-2.0 * k as f64 / d as f64);
+                let angle = p as f64 * 10_000f64.powf(-2.0 * k as f64 / d as f64);
                 let (s, c) = angle.sin_cos();
                 let (x1, x2) = (xs[base + k], xs[base + k + half]);
                 let want = [x1 * c - x2 * s, x2 * c + x1 * s];
@@ -285,4 +285,17 @@ fn rope_scores_depend_only_on_the_offset() {
     }
     // ... and it does depend on the offset.
     assert!((score(3, 10) - score(3, 11)).abs() > 1e-6);
+}
+
+#[test]
+fn empty_dims_do_not_panic() {
+    for (b, n, h, d) in [(1, 0, 2, 4), (1, 3, 0, 4), (1, 3, 2, 0), (0, 3, 2, 4)] {
+        let tape = Tape::new();
+        let x = tape.var(Tensor::zeros([b, n, h, d], DType::F32, Device::Cpu).unwrap());
+        let g = Tensor::zeros([b, n], DType::U8, Device::Cpu).unwrap();
+        let out = partition_attention(&x, &x, &x, &g, &g, GroupRule::Same, 1.0).unwrap();
+        assert_eq!(out.dims(), &[b, n, h, d]);
+        let grads = out.sum_all().unwrap().backward().unwrap();
+        assert_eq!(grads.get(&x).unwrap().dims(), &[b, n, h, d]);
+    }
 }

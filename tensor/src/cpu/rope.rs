@@ -8,7 +8,7 @@ use super::attention::HeadsLayout;
 use super::{Float, PARALLEL_MIN_ELEMS};
 use rayon::prelude::*;
 
-/// cos and sin tables [rows, d/2] for `positions` [rows]: angle(p, k) = p · base^(−2k/d),
+/// cos and sin tables [rows, d/2] for `positions` (one per row): angle(p, k) = p · base^(−2k/d),
 /// computed in f64 and rounded once to `T`.
 pub fn rope_tables<T: Float>(positions: &[u32], head_dim: usize, base: f64) -> (Vec<T>, Vec<T>) {
     let half = head_dim / 2;

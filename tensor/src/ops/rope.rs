@@ -20,7 +20,7 @@ impl Tensor {
         dtype: DType,
     ) -> Result<(Tensor, Tensor)> {
         let name = "rope_tables";
-        if head_dim == 0 || head_dim % 2 != 0 {
+        if head_dim == 0 || head_dim % 2 == 1 {
             bail_shape!(name, "head_dim must be even and positive, got {head_dim}");
         }
         let pos = positions.contiguous()?;
@@ -73,7 +73,7 @@ impl Tensor {
         let &[b, n, h, d] = self.dims() else {
             bail_shape!(name, "x must be [B, N, H, d], got {:?}", self.shape());
         };
-        if d % 2 != 0 {
+        if d % 2 == 1 {
             bail_shape!(name, "head dim must be even, x is {:?}", self.shape());
         }
         let table = [b, n, d / 2];

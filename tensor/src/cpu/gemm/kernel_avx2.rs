@@ -1,5 +1,5 @@
 //! AVX2 + FMA micro-kernels (x86-64, selected at run time when the CPU reports `avx2` and `fma`
-//! but not `avx512f`, or when AVX-512 is not faster).
+//! but not `avx512f`).
 //!
 //! Register tile: `MR = 6` rows × 2 vectors per row (`NR = 16` f32 or `8` f64 columns), the
 //! classic Haswell-style tile. That is 12 accumulator `ymm` registers, 2 `ymm` for the current row

@@ -10,6 +10,10 @@
 //!
 //! Rows of A (columns of B) past the edge of the matrix are written as zeros, so the kernels
 //! always compute full `MR × NR` tiles and never read outside the packed buffers.
+//!
+//! Both are the same operation ([`pack_panels`]) with the roles of the strides swapped. This
+//! portable version is used by every kernel except the AVX-512 f32 one, which transposes
+//! row-major A with SIMD instead (`pack_avx512`).
 
 use std::cell::RefCell;
 

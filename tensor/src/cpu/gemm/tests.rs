@@ -198,6 +198,8 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (200, 1, 64),
     (67, 71, 73),
     (1100, 40, 20),
+    // Taller than several MC blocks: more row pieces than threads.
+    (3000, 33, 10),
     (20, 600, 300),
 ];
 
@@ -224,7 +226,7 @@ fn shapes_f64() {
 fn transposes_padding_accumulate<T: TestFloat>() {
     for kind in kinds() {
         for threads in [1, 2] {
-            for &(m, n, k) in &[(37, 53, 29), (64, 64, 64), (5, 130, 270)] {
+            for &(m, n, k) in &[(37, 53, 29), (64, 64, 64), (5, 130, 270), (40, 50, 800)] {
                 for ta in [false, true] {
                     for tb in [false, true] {
                         for accumulate in [false, true] {
