@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pgm::checkpoint::Model;
 use pgm::config::{ModelConfig, ModelKind};
 use pgm::trainer::{TrainConfig, Trainer};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -27,7 +28,10 @@ enum Schedule {
 }
 
 #[derive(Parser, Debug)]
-#[command(about = "Train a partition generative model (PGM) or the MDLM baseline", version)]
+#[command(
+    about = "Train a partition generative model (PGM) or the MDLM baseline",
+    version
+)]
 struct Args {
     /// Which network to train.
     #[arg(long, value_enum, default_value = "pgm")]
@@ -98,7 +102,7 @@ struct Args {
     /// cpu, or cuda / cuda:N.
     #[arg(long, default_value = "cpu")]
     device: Device,
-    /// Hide the progress bar (log lines instead).
+    /// Log lines instead of a progress bar (also the default when stderr is not a terminal).
     #[arg(long)]
     quiet: bool,
 }
@@ -129,19 +133,38 @@ fn run(args: Args) -> Result<(), Error> {
         Kind::Pgm => ModelKind::Pgm,
         Kind::Mdlm => ModelKind::Mdlm,
     };
-    let name = format!("{}-default", if kind == ModelKind::Pgm { "pgm" } else { "mdlm" });
-    let out = args.out.clone().unwrap_or_else(|| Path::new("runs").join(&name));
+    let name = format!(
+        "{}-default",
+        if kind == ModelKind::Pgm {
+            "pgm"
+        } else {
+            "mdlm"
+        }
+    );
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("runs").join(&name));
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let ckpt = out.join("checkpoint");
 
     let (mut trainer, mut data) = if args.resume {
         if !ckpt.join("train_state.json").exists() {
-            return Err(format!("--resume: no checkpoint in {} (train without --resume first)", ckpt.display()).into());
+            return Err(format!(
+                "--resume: no checkpoint in {} (train without --resume first)",
+                ckpt.display()
+            )
+            .into());
         }
         let (trainer, extra) = Trainer::resume(&ckpt)?;
-        let state: OrderState = serde_json::from_value(extra["order"].clone()).map_err(|e| format!("{}: data order: {e}", ckpt.display()))?;
+        let state: OrderState = serde_json::from_value(extra["order"].clone())
+            .map_err(|e| format!("{}: data order: {e}", ckpt.display()))?;
         let data = open_data(&args, &out, trainer.model.config(), Some(state))?;
-        println!("resumed from {} at step {}", ckpt.display(), trainer.step_count());
+        println!(
+            "resumed from {} at step {}",
+            ckpt.display(),
+            trainer.step_count()
+        );
         (trainer, data)
     } else {
         let mut config = match (&args.config, &args.preset) {
@@ -150,7 +173,11 @@ fn run(args: Args) -> Result<(), Error> {
             (None, None) => ModelConfig::preset(&name)?,
         };
         if config.model != kind {
-            return Err(format!("--model {:?} but the config describes a {:?}", args.model, config.model).into());
+            return Err(format!(
+                "--model {:?} but the config describes a {:?}",
+                args.model, config.model
+            )
+            .into());
         }
         if let Some(p) = args.dropout {
             config.dropout = p;
@@ -174,30 +201,54 @@ fn run(args: Args) -> Result<(), Error> {
         cfg.vocab_size,
         data.tokenizer
     );
-    println!("data: {} training windows, {} validation windows", data.train.len(), data.val.len());
+    println!(
+        "data: {} training windows, {} validation windows",
+        data.train.len(),
+        data.val.len()
+    );
 
-    let val_batches: Vec<Tensor> = validation_batches(&data.val, args.batch_size, args.eval_batches, cfg.seq_len, cfg.vocab_size)?;
-    let (mut log, history) = MetricsLog::open(&out.join("metrics.jsonl"), args.resume.then_some(trainer.step_count()))?;
+    let val_batches: Vec<Tensor> = validation_batches(
+        &data.val,
+        args.batch_size,
+        args.eval_batches,
+        cfg.seq_len,
+        cfg.vocab_size,
+    )?;
+    let (mut log, history) = MetricsLog::open(
+        &out.join("metrics.jsonl"),
+        args.resume.then_some(trainer.step_count()),
+    )?;
     let mut records = history;
     let tokens_per_step = (args.batch_size * args.grad_accum * cfg.seq_len) as f64;
 
-    let first_val = match records.iter().find_map(|r| r.val_loss) {
-        Some(v) => v,
+    // The first evaluation: before training, or the earliest one logged before a resume.
+    let first_val = match records.iter().find_map(|r| r.val_loss.map(|v| (r.step, v))) {
+        Some(first) => first,
         None => {
             let v = trainer.evaluate(&val_batches, args.seed)?;
-            println!("step {:>6}  validation loss {v:.4} (perplexity {:.2})", trainer.step_count(), v.exp());
-            v
+            println!(
+                "step {:>6}  validation loss {v:.4} (perplexity {:.2})",
+                trainer.step_count(),
+                v.exp()
+            );
+            (trainer.step_count(), v)
         }
     };
-    let bar = progress_bar(&args, trainer.step_count());
-    let mut last_val = first_val;
+    // A progress bar on a terminal; plain log lines when asked for or when stderr is a file.
+    let log_lines = args.quiet || !std::io::stderr().is_terminal();
+    let bar = progress_bar(&args, trainer.step_count(), log_lines);
+    let mut last_val = first_val.1;
     let mut window_start = (Instant::now(), trainer.step_count());
     while trainer.step_count() < args.steps {
         let micro: Vec<Tensor> = (0..args.grad_accum)
             .map(|_| {
                 let idx = data.order.next_batch();
                 let ids = data.train.batch(&idx, cfg.vocab_size)?;
-                Ok(Tensor::from_vec(ids, [args.batch_size, cfg.seq_len], Device::Cpu)?)
+                Ok(Tensor::from_vec(
+                    ids,
+                    [args.batch_size, cfg.seq_len],
+                    Device::Cpu,
+                )?)
             })
             .collect::<Result<_, Error>>()?;
         let stats = trainer.step(&micro)?;
@@ -208,36 +259,71 @@ fn run(args: Args) -> Result<(), Error> {
         bar.set_message(format!("loss {:.4}  {:.0} tok/s", stats.loss, tokens_per_s));
         let evaluate = step % args.eval_every == 0 || step == args.steps;
         if step % args.log_every == 0 || evaluate {
-            let mut r = Record { step, loss: stats.loss, lr: stats.lr, tokens_per_s, val_loss: None, val_ppl: None };
+            let mut r = Record {
+                step,
+                loss: stats.loss,
+                lr: stats.lr,
+                tokens_per_s,
+                val_loss: None,
+                val_ppl: None,
+            };
             if evaluate {
                 let v = trainer.evaluate(&val_batches, args.seed)?;
                 (r.val_loss, r.val_ppl, last_val) = (Some(v), Some(v.exp()), v);
-                bar.println(format!("step {step:>6}  train loss {:.4}  validation loss {v:.4} (perplexity {:.2})", stats.loss, v.exp()));
-            } else if args.quiet {
-                println!("step {step:>6}  loss {:.4}  lr {:.2e}  {tokens_per_s:.0} tok/s", stats.loss, stats.lr);
+                let line = format!(
+                    "step {step:>6}  train loss {:.4}  validation loss {v:.4} (perplexity {:.2})",
+                    stats.loss,
+                    v.exp()
+                );
+                match log_lines {
+                    true => println!("{line}"),
+                    false => bar.println(line),
+                }
+            } else if log_lines {
+                println!(
+                    "step {step:>6}  loss {:.4}  lr {:.2e}  {tokens_per_s:.0} tok/s",
+                    stats.loss, stats.lr
+                );
             }
             log.append(&r)?;
             records.push(r);
             window_start = (Instant::now(), step);
         }
         if step % args.save_every == 0 || step == args.steps {
-            let extra = serde_json::json!({ "order": data.order.state(), "tokenizer": data.tokenizer });
+            let extra =
+                serde_json::json!({ "order": data.order.state(), "tokenizer": data.tokenizer });
             trainer.save(&ckpt, extra)?;
         }
     }
     bar.finish_and_clear();
-    write_plot(&out.join("loss.png"), &records, &cfg)?;
-    println!("validation loss: {first_val:.4} at the start → {last_val:.4} at step {}", trainer.step_count());
+    write_plot(&out.join("loss.png"), &records, &cfg, first_val, data.floor)?;
+    println!(
+        "validation loss: {:.4} at step {} → {last_val:.4} at step {}",
+        first_val.1,
+        first_val.0,
+        trainer.step_count()
+    );
     if let Some(floor) = data.floor {
         println!("entropy floor of the built-in corpus: {floor:.4} nats per token (a perfect model's loss)");
     }
-    println!("wrote {}/checkpoint, {}, {}/loss.png", out.display(), log.path().display(), out.display());
+    println!(
+        "wrote {}/checkpoint, {}, {}/loss.png",
+        out.display(),
+        log.path().display(),
+        out.display()
+    );
     Ok(())
 }
 
 fn check_args(args: &Args) -> Result<(), Error> {
     let bad = |m: &str| Err(m.to_string().into());
-    if args.batch_size == 0 || args.grad_accum == 0 || args.eval_every == 0 || args.log_every == 0 || args.save_every == 0 || args.eval_batches == 0 {
+    if args.batch_size == 0
+        || args.grad_accum == 0
+        || args.eval_every == 0
+        || args.log_every == 0
+        || args.save_every == 0
+        || args.eval_batches == 0
+    {
         return bad("--batch-size, --grad-accum, --eval-every, --eval-batches, --log-every and --save-every must be at least 1");
     }
     if !(args.lr > 0.0 && args.lr.is_finite()) {
@@ -273,11 +359,16 @@ fn train_config(args: &Args) -> TrainConfig {
 
 /// Opens the training and validation windows (generating the built-in corpus if asked for)
 /// and the sampling order, fresh or resumed.
-fn open_data(args: &Args, out: &Path, cfg: &ModelConfig, resume: Option<OrderState>) -> Result<DataSide, Error> {
+fn open_data(
+    args: &Args,
+    out: &Path,
+    cfg: &ModelConfig,
+    resume: Option<OrderState>,
+) -> Result<DataSide, Error> {
     let tokenizer: &'static str = match cfg.vocab_size {
         259 => "byte",
         50258 => "gpt2",
-        v => return Err(format!("no tokenizer has a vocabulary of {v} ids (byte: 259, gpt2: 50258)").into()),
+        v => return Err(format!("the model's vocabulary of {v} ids matches no tokenizer (byte: 259, gpt2: 50258): pick another preset, or set vocab_size in a --config file").into()),
     };
     let tok = data::tokenizer_by_name(tokenizer)?;
     let (train_path, val_path, floor) = match &args.data {
@@ -286,56 +377,127 @@ fn open_data(args: &Args, out: &Path, cfg: &ModelConfig, resume: Option<OrderSta
             if tokenizer != "byte" {
                 return Err("the built-in corpus is byte-level: use a byte-vocabulary model (e.g. --preset pgm-default) or give --data".into());
             }
-            let dir = out.parent().unwrap_or(Path::new(".")).join("default-corpus");
+            let dir = out
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("default-corpus");
             let corpus = data::ensure_default_dataset(&dir)?;
-            (corpus.train_path, Some(args.val_data.clone().unwrap_or(corpus.val_path)), Some(corpus.entropy_nats_per_token))
+            (
+                corpus.train_path,
+                Some(args.val_data.clone().unwrap_or(corpus.val_path)),
+                Some(corpus.entropy_nats_per_token),
+            )
         }
     };
-    let open = |p: &Path| -> Result<Windows, Error> { Ok(Windows::new(data::TokenFile::open(p)?, cfg.seq_len, tok.bos(), tok.eos())?) };
+    let open = |p: &Path| -> Result<Windows, Error> {
+        let file = data::TokenFile::open(p)?;
+        file.check_vocab(cfg.vocab_size)?; // a bad id fails here, naming the file and offset
+        Ok(Windows::new(file, cfg.seq_len, tok.bos(), tok.eos())?)
+    };
     let (train, val) = match val_path {
         Some(v) => (open(&train_path)?, open(&v)?),
         None => open(&train_path)?.split(args.val_fraction)?,
     };
     if val.len() == 0 {
-        return Err("the validation split is empty: give --val-data or a larger --val-fraction".into());
+        return Err(
+            "the validation split is empty: give --val-data or a larger --val-fraction".into(),
+        );
     }
     let order = match resume {
         Some(state) => BatchOrder::resume(train.len(), args.batch_size, state)?,
         None => BatchOrder::new(train.len(), args.batch_size, args.seed),
     };
-    Ok(DataSide { train, val, order, tokenizer, floor })
+    Ok(DataSide {
+        train,
+        val,
+        order,
+        tokenizer,
+        floor,
+    })
 }
 
 /// The first `count` batches of the validation windows, in order (the same at every evaluation).
-fn validation_batches(val: &Windows, batch: usize, count: usize, seq_len: usize, vocab: usize) -> Result<Vec<Tensor>, Error> {
+fn validation_batches(
+    val: &Windows,
+    batch: usize,
+    count: usize,
+    seq_len: usize,
+    vocab: usize,
+) -> Result<Vec<Tensor>, Error> {
     let n = val.len();
     let rows = batch.min(n);
     (0..count.min(n.div_ceil(rows)))
         .map(|b| {
             let idx: Vec<usize> = (0..rows).map(|r| (b * rows + r) % n).collect();
-            Ok(Tensor::from_vec(val.batch(&idx, vocab)?, [rows, seq_len], Device::Cpu)?)
+            Ok(Tensor::from_vec(
+                val.batch(&idx, vocab)?,
+                [rows, seq_len],
+                Device::Cpu,
+            )?)
         })
         .collect()
 }
 
-fn progress_bar(args: &Args, start: u64) -> ProgressBar {
-    if args.quiet {
+fn progress_bar(args: &Args, start: u64, hidden: bool) -> ProgressBar {
+    if hidden {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(args.steps).with_position(start);
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]").expect("template"));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]",
+        )
+        .expect("template"),
+    );
     bar
 }
 
-fn write_plot(path: &Path, records: &[Record], cfg: &ModelConfig) -> Result<(), Error> {
+/// Train and validation loss against steps (the validation series starts with the step-0
+/// evaluation), with the corpus's entropy floor when it is known.
+fn write_plot(
+    path: &Path,
+    records: &[Record],
+    cfg: &ModelConfig,
+    first_val: (u64, f64),
+    floor: Option<f64>,
+) -> Result<(), Error> {
     let train = records.iter().map(|r| (r.step as f64, r.loss)).collect();
-    let val = records.iter().filter_map(|r| r.val_loss.map(|v| (r.step as f64, v))).collect();
+    let mut val = vec![(first_val.0 as f64, first_val.1)];
+    val.extend(
+        records
+            .iter()
+            .filter(|r| r.step > first_val.0)
+            .filter_map(|r| r.val_loss.map(|v| (r.step as f64, v))),
+    );
+    let mut series = vec![
+        Series {
+            name: "train".into(),
+            points: train,
+        },
+        Series {
+            name: "validation".into(),
+            points: val,
+        },
+    ];
+    if let Some(f) = floor {
+        let last = records.last().map_or(1.0, |r| r.step as f64);
+        series.push(Series {
+            name: "entropy floor".into(),
+            points: vec![(0.0, f), (last, f)],
+        });
+    }
+    let name = if cfg.model == ModelKind::Pgm {
+        "PGM"
+    } else {
+        "MDLM"
+    };
     let plot = Plot {
-        title: format!("{:?} training, {} parameters", cfg.model, cfg.num_params()),
+        title: format!("{name} training, {} parameters", cfg.num_params()),
         x_label: "step".into(),
         y_label: "loss (nats per token)".into(),
-        series: vec![Series { name: "train".into(), points: train }, Series { name: "validation".into(), points: val }],
+        series,
         log_y: false,
     };
-    plot.write_png(path).map_err(|e| format!("{}: {e}", path.display()).into())
+    plot.write_png(path)
+        .map_err(|e| format!("{}: {e}", path.display()).into())
 }

@@ -27,19 +27,42 @@ pub struct MetricsLog {
 impl MetricsLog {
     /// Opens `path`; a fresh run truncates it, a resumed run keeps the records up to `keep_until`
     /// (later ones belong to the interrupted part that is being redone).
-    pub fn open(path: &Path, keep_until: Option<u64>) -> std::io::Result<(MetricsLog, Vec<Record>)> {
+    pub fn open(
+        path: &Path,
+        keep_until: Option<u64>,
+    ) -> std::io::Result<(MetricsLog, Vec<Record>)> {
         let kept: Vec<Record> = match keep_until {
-            Some(step) if path.exists() => read(path)?.into_iter().filter(|r| r.step <= step).collect(),
+            Some(step) if path.exists() => {
+                read(path)?.into_iter().filter(|r| r.step <= step).collect()
+            }
             _ => vec![],
         };
-        let mut file = OpenOptions::new().create(true).write(true).truncate(true).open(path)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(path)?;
         for r in &kept {
-            writeln!(file, "{}", serde_json::to_string(r).expect("a record serialises"))?;
+            writeln!(
+                file,
+                "{}",
+                serde_json::to_string(r).expect("a record serialises")
+            )?;
         }
-        Ok((MetricsLog { path: path.to_path_buf(), file }, kept))
+        Ok((
+            MetricsLog {
+                path: path.to_path_buf(),
+                file,
+            },
+            kept,
+        ))
     }
     pub fn append(&mut self, r: &Record) -> std::io::Result<()> {
-        writeln!(self.file, "{}", serde_json::to_string(r).expect("a record serialises"))?;
+        writeln!(
+            self.file,
+            "{}",
+            serde_json::to_string(r).expect("a record serialises")
+        )?;
         self.file.flush()
     }
     pub fn path(&self) -> &Path {
@@ -53,7 +76,10 @@ pub fn read(path: &Path) -> std::io::Result<Vec<Record>> {
     for line in BufReader::new(File::open(path)?).lines() {
         let line = line?;
         if !line.trim().is_empty() {
-            out.push(serde_json::from_str(&line).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?);
+            out.push(
+                serde_json::from_str(&line)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
+            );
         }
     }
     Ok(out)

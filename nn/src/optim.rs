@@ -110,7 +110,12 @@ impl AdamW {
             match name.split_once('.') {
                 Some(("m", n)) => self.m.insert(n.to_string(), t),
                 Some(("v", n)) => self.v.insert(n.to_string(), t),
-                _ => return Err(Error::msg("AdamW", format!("unexpected optimizer state entry '{name}'"))),
+                _ => {
+                    return Err(Error::msg(
+                        "AdamW",
+                        format!("unexpected optimizer state entry '{name}'"),
+                    ))
+                }
             };
         }
         Ok(())
@@ -123,7 +128,11 @@ impl AdamW {
 pub fn clip_grad_norm(grads: &mut BTreeMap<String, Tensor>, max_norm: f64) -> Result<f64> {
     let mut total = 0.0;
     for g in grads.values() {
-        total += g.sqr()?.sum_all()?.to_dtype(tensor::DType::F64)?.to_scalar::<f64>()?;
+        total += g
+            .sqr()?
+            .sum_all()?
+            .to_dtype(tensor::DType::F64)?
+            .to_scalar::<f64>()?;
     }
     let norm = total.sqrt();
     if norm.is_finite() && norm > max_norm {
@@ -153,7 +162,8 @@ impl LrSchedule {
         }
         match self.cosine_total {
             Some(total) if total > self.warmup => {
-                let progress = ((step - self.warmup) as f64 / (total - self.warmup) as f64).min(1.0);
+                let progress =
+                    ((step - self.warmup) as f64 / (total - self.warmup) as f64).min(1.0);
                 let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
                 self.lr * (self.min_ratio + (1.0 - self.min_ratio) * cosine)
             }
@@ -173,7 +183,11 @@ pub struct Ema {
 
 impl Ema {
     pub fn new(store: &ParamStore, decay: f64) -> Self {
-        Ema { decay, updates: 0, weights: store.clone() }
+        Ema {
+            decay,
+            updates: 0,
+            weights: store.clone(),
+        }
     }
     /// ema ← d·ema + (1 − d)·θ for every parameter.
     pub fn update(&mut self, store: &ParamStore) -> Result<()> {
@@ -181,8 +195,13 @@ impl Ema {
         let n = self.updates as f64;
         let d = self.decay.min((1.0 + n) / (10.0 + n));
         for (name, theta) in store.iter() {
-            let old = self.weights.get(name).cloned().ok_or_else(|| Error::msg("Ema", format!("no average for '{name}'")))?;
-            self.weights.set(name, old.mul_scalar(d)?.add(&theta.mul_scalar(1.0 - d)?)?)?;
+            let old = self
+                .weights
+                .get(name)
+                .cloned()
+                .ok_or_else(|| Error::msg("Ema", format!("no average for '{name}'")))?;
+            self.weights
+                .set(name, old.mul_scalar(d)?.add(&theta.mul_scalar(1.0 - d)?)?)?;
         }
         Ok(())
     }
@@ -201,10 +220,17 @@ mod tests {
         store.add("w", [3], Init::Ones, &mut Rng::seed(0)).unwrap();
         let g = Tensor::from_vec(vec![0.5f64, -2.0, 0.0], [3], Device::Cpu).unwrap();
         let grads = BTreeMap::from([("w".to_string(), g)]);
-        let mut opt = AdamW::new(AdamWConfig { weight_decay: 0.1, ..AdamWConfig::default() });
+        let mut opt = AdamW::new(AdamWConfig {
+            weight_decay: 0.1,
+            ..AdamWConfig::default()
+        });
         opt.step(&mut store, &grads, 0.01).unwrap();
         let w = store.get("w").unwrap().to_vec::<f64>().unwrap();
-        let want = [1.0 - 0.01 * (1.0 + 0.1), 1.0 - 0.01 * (-1.0 + 0.1), 1.0 - 0.01 * 0.1];
+        let want = [
+            1.0 - 0.01 * (1.0 + 0.1),
+            1.0 - 0.01 * (-1.0 + 0.1),
+            1.0 - 0.01 * 0.1,
+        ];
         for (a, b) in w.iter().zip(want) {
             assert!((a - b).abs() < 1e-9, "{a} vs {b}");
         }
@@ -217,16 +243,33 @@ mod tests {
     #[test]
     fn clipping_schedule_and_ema() {
         let t = |v: Vec<f64>| Tensor::from_vec(v, [2], Device::Cpu).unwrap();
-        let mut grads = BTreeMap::from([("a".to_string(), t(vec![3.0, 0.0])), ("b".to_string(), t(vec![0.0, 4.0]))]);
+        let mut grads = BTreeMap::from([
+            ("a".to_string(), t(vec![3.0, 0.0])),
+            ("b".to_string(), t(vec![0.0, 4.0])),
+        ]);
         assert!((clip_grad_norm(&mut grads, 1.0).unwrap() - 5.0).abs() < 1e-12);
         assert!((clip_grad_norm(&mut grads, 1.0).unwrap() - 1.0).abs() < 1e-6);
-        let s = LrSchedule { lr: 1.0, warmup: 10, cosine_total: Some(110), min_ratio: 0.1 };
+        let s = LrSchedule {
+            lr: 1.0,
+            warmup: 10,
+            cosine_total: Some(110),
+            min_ratio: 0.1,
+        };
         assert!((s.at(0) - 0.1).abs() < 1e-12 && (s.at(9) - 1.0).abs() < 1e-12);
         assert!((s.at(60) - 0.55).abs() < 1e-12 && (s.at(500) - 0.1).abs() < 1e-12);
         let mut store = ParamStore::new(DType::F64, Device::Cpu);
         store.add("w", [1], Init::Zeros, &mut Rng::seed(0)).unwrap();
         let mut ema = Ema::new(&store, 0.5);
-        store.set("w", t(vec![1.0, 0.0]).narrow(0, 0, 1).unwrap().contiguous().unwrap()).unwrap();
+        store
+            .set(
+                "w",
+                t(vec![1.0, 0.0])
+                    .narrow(0, 0, 1)
+                    .unwrap()
+                    .contiguous()
+                    .unwrap(),
+            )
+            .unwrap();
         ema.update(&store).unwrap(); // d = min(0.5, 2/11)
         let w = ema.weights.get("w").unwrap().to_vec::<f64>().unwrap()[0];
         assert!((w - 9.0 / 11.0).abs() < 1e-12);

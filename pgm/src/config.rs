@@ -126,8 +126,16 @@ impl ModelConfig {
             "pgm-cpu" => Self::base(Pgm, 259, 256, 4, 3, 3, 1024),
             "mdlm-cpu" => Self::base(Mdlm, 259, 256, 4, 6, 0, 1024),
             // The built-in default run: byte vocabulary, short windows, trains in minutes on a CPU.
-            "pgm-default" => ModelConfig { cond_dim: 64, dropout: 0.0, ..Self::base(Pgm, 259, 128, 4, 2, 2, 128) },
-            "mdlm-default" => ModelConfig { cond_dim: 64, dropout: 0.0, ..Self::base(Mdlm, 259, 128, 4, 4, 0, 128) },
+            "pgm-default" => ModelConfig {
+                cond_dim: 64,
+                dropout: 0.0,
+                ..Self::base(Pgm, 259, 128, 4, 2, 2, 128)
+            },
+            "mdlm-default" => ModelConfig {
+                cond_dim: 64,
+                dropout: 0.0,
+                ..Self::base(Mdlm, 259, 128, 4, 4, 0, 128)
+            },
             "pgm-tiny" => ModelConfig {
                 cond_dim: 16,
                 dropout: 0.0,

@@ -31,7 +31,12 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     fn schedule(&self) -> LrSchedule {
-        LrSchedule { lr: self.lr, warmup: self.warmup, cosine_total: self.cosine.then_some(self.total_steps), min_ratio: self.min_lr_ratio }
+        LrSchedule {
+            lr: self.lr,
+            warmup: self.warmup,
+            cosine_total: self.cosine.then_some(self.total_steps),
+            min_ratio: self.min_lr_ratio,
+        }
     }
 }
 
@@ -56,7 +61,14 @@ pub struct Trainer {
 }
 
 /// The loss of either model on clean tokens [B, L], drawing times and the partition or mask.
-pub fn model_loss(model: &Model, p: &Bound, tokens: &Tensor, form: LossForm, noise: &mut Rng, dropout: Option<&mut Rng>) -> Result<Var> {
+pub fn model_loss(
+    model: &Model,
+    p: &Bound,
+    tokens: &Tensor,
+    form: LossForm,
+    noise: &mut Rng,
+    dropout: Option<&mut Rng>,
+) -> Result<Var> {
     let batch = NoisedBatch::sample(tokens, noise)?;
     match model {
         Model::Pgm(net) => pgm_loss(net, p, &batch, form, dropout),
@@ -66,7 +78,13 @@ pub fn model_loss(model: &Model, p: &Bound, tokens: &Tensor, form: LossForm, noi
 
 impl Trainer {
     pub fn new(model: Model, params: ParamStore, config: TrainConfig) -> Self {
-        let opt = AdamW::new(AdamWConfig { lr: config.lr, beta1: config.beta1, beta2: config.beta2, eps: 1e-8, weight_decay: config.weight_decay });
+        let opt = AdamW::new(AdamWConfig {
+            lr: config.lr,
+            beta1: config.beta1,
+            beta2: config.beta2,
+            eps: 1e-8,
+            weight_decay: config.weight_decay,
+        });
         Trainer {
             ema: Ema::new(&params, config.ema_decay),
             noise_rng: Rng::seed(config.seed ^ 0x6E6F_6973_65),
@@ -97,7 +115,14 @@ impl Trainer {
             let tape = Tape::new();
             let p = self.params.bind(Some(&tape));
             let dropout = Some(&mut self.dropout_rng);
-            let loss = model_loss(&self.model, &p, tokens, LossForm::Train, &mut self.noise_rng, dropout)?;
+            let loss = model_loss(
+                &self.model,
+                &p,
+                tokens,
+                LossForm::Train,
+                &mut self.noise_rng,
+                dropout,
+            )?;
             loss_sum += loss.value().to_dtype(DType::F64)?.to_scalar::<f64>()?;
             for (name, g) in p.gradients(&loss.backward()?) {
                 let g = g.mul_scalar(1.0 / k)?;
@@ -116,7 +141,11 @@ impl Trainer {
         self.optimizer.step(&mut self.params, &grads, lr)?;
         self.ema.update(&self.params)?;
         self.step += 1;
-        Ok(StepStats { loss: loss_sum / k, grad_norm, lr })
+        Ok(StepStats {
+            loss: loss_sum / k,
+            grad_norm,
+            lr,
+        })
     }
 
     /// The mean validation loss over `batches` with the EMA weights, no dropout, and noise
@@ -126,7 +155,14 @@ impl Trainer {
         let mut noise = Rng::seed(seed);
         let mut total = 0.0;
         for tokens in batches {
-            let loss = model_loss(&self.model, &p, tokens, LossForm::Validation, &mut noise, None)?;
+            let loss = model_loss(
+                &self.model,
+                &p,
+                tokens,
+                LossForm::Validation,
+                &mut noise,
+                None,
+            )?;
             total += loss.value().to_dtype(DType::F64)?.to_scalar::<f64>()?;
         }
         Ok(total / batches.len().max(1) as f64)
@@ -137,16 +173,24 @@ impl Trainer {
     /// `train_state.safetensors` (raw weights and optimiser moments) and `train_state.json`
     /// (step, RNG states, the train config and the caller's `extra`, e.g. the data order).
     pub fn save(&self, dir: &Path, extra: serde_json::Value) -> Result<()> {
-        let io = |p: &Path, e: std::io::Error| Error::msg("checkpoint", format!("{}: {e}", p.display()));
+        let io =
+            |p: &Path, e: std::io::Error| Error::msg("checkpoint", format!("{}: {e}", p.display()));
         let tmp = dir.with_extension("tmp");
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
         }
         checkpoint::save(&tmp, self.model.config(), &self.ema.weights)?;
         let (opt_step, moments) = self.optimizer.state();
-        let raw = self.params.iter().map(|(n, t)| (format!("param.{n}"), t.clone()));
+        let raw = self
+            .params
+            .iter()
+            .map(|(n, t)| (format!("param.{n}"), t.clone()));
         let state: Vec<(String, Tensor)> = raw.chain(moments).collect();
-        nn::checkpoint::save(&tmp.join("train_state.safetensors"), state.iter().map(|(n, t)| (n.as_str(), t)), None)?;
+        nn::checkpoint::save(
+            &tmp.join("train_state.safetensors"),
+            state.iter().map(|(n, t)| (n.as_str(), t)),
+            None,
+        )?;
         let json = serde_json::json!({
             "step": self.step,
             "optimizer_step": opt_step,
@@ -156,7 +200,11 @@ impl Trainer {
             "train_config": self.config,
             "extra": extra,
         });
-        std::fs::write(tmp.join("train_state.json"), serde_json::to_string_pretty(&json).expect("json")).map_err(|e| io(&tmp, e))?;
+        std::fs::write(
+            tmp.join("train_state.json"),
+            serde_json::to_string_pretty(&json).expect("json"),
+        )
+        .map_err(|e| io(&tmp, e))?;
         let old = dir.with_extension("old");
         if dir.exists() {
             std::fs::rename(dir, &old).map_err(|e| io(dir, e))?;
@@ -173,15 +221,27 @@ impl Trainer {
     pub fn resume(dir: &Path) -> Result<(Trainer, serde_json::Value)> {
         let bad = |m: String| Error::msg("resume", format!("{}: {m}", dir.display()));
         let (model, ema_weights) = checkpoint::load(dir, None, DType::F32, Device::Cpu)?;
-        let text = std::fs::read_to_string(dir.join("train_state.json")).map_err(|e| bad(format!("train_state.json: {e}")))?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("train_state.json: {e}")))?;
-        let field = |k: &str| json.get(k).cloned().ok_or_else(|| bad(format!("train_state.json has no '{k}'")));
-        let parse = |k: &str| -> Result<u64> { field(k)?.as_u64().ok_or_else(|| bad(format!("'{k}' is not a count"))) };
+        let text = std::fs::read_to_string(dir.join("train_state.json"))
+            .map_err(|e| bad(format!("train_state.json: {e}")))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(format!("train_state.json: {e}")))?;
+        let field = |k: &str| {
+            json.get(k)
+                .cloned()
+                .ok_or_else(|| bad(format!("train_state.json has no '{k}'")))
+        };
+        let parse = |k: &str| -> Result<u64> {
+            field(k)?
+                .as_u64()
+                .ok_or_else(|| bad(format!("'{k}' is not a count")))
+        };
         let rng = |k: &str| -> Result<Rng> {
-            let s: [u64; 4] = serde_json::from_value(field(k)?).map_err(|e| bad(format!("'{k}': {e}")))?;
+            let s: [u64; 4] =
+                serde_json::from_value(field(k)?).map_err(|e| bad(format!("'{k}': {e}")))?;
             Ok(Rng::from_state(s))
         };
-        let config: TrainConfig = serde_json::from_value(field("train_config")?).map_err(|e| bad(format!("train_config: {e}")))?;
+        let config: TrainConfig = serde_json::from_value(field("train_config")?)
+            .map_err(|e| bad(format!("train_config: {e}")))?;
         let (state, _) = nn::checkpoint::load(&dir.join("train_state.safetensors"))?;
         let mut params = ema_weights.clone();
         let mut moments = Vec::new();
@@ -192,8 +252,14 @@ impl Trainer {
             }
         }
         let mut trainer = Trainer::new(model, params, config);
-        trainer.optimizer.load_state(parse("optimizer_step")?, moments)?;
-        trainer.ema = Ema { decay: trainer.config.ema_decay, updates: parse("ema_updates")?, weights: ema_weights };
+        trainer
+            .optimizer
+            .load_state(parse("optimizer_step")?, moments)?;
+        trainer.ema = Ema {
+            decay: trainer.config.ema_decay,
+            updates: parse("ema_updates")?,
+            weights: ema_weights,
+        };
         trainer.noise_rng = rng("noise_rng")?;
         trainer.dropout_rng = rng("dropout_rng")?;
         trainer.step = parse("step")?;

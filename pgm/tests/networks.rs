@@ -243,14 +243,24 @@ fn training_and_inference_forward_agree_and_inference_does_not_leak() {
 
 #[test]
 fn loss_forms_weigh_the_groups_as_specified() {
-    let (model, store) = random_model("pgm-tiny", DType::F64, 11, |c| c.query_processor = QueryProcessor::Mlp4);
+    let (model, store) = random_model("pgm-tiny", DType::F64, 11, |c| {
+        c.query_processor = QueryProcessor::Mlp4
+    });
     let net = pgm(&model);
     let mut rng = Rng::seed(12);
     let (b, l, v) = (3, 16, 19);
     let batch = NoisedBatch::sample(&random_tokens(b, l, v, &mut rng), &mut rng).unwrap();
     let p = store.bind(None);
-    let lp = net.forward_train(&p, &batch.tokens, &batch.noised, None).unwrap().value().to_f64_vec().unwrap();
-    let (tok, g) = (batch.tokens.to_vec::<u32>().unwrap(), batch.noised.to_vec::<u8>().unwrap());
+    let lp = net
+        .forward_train(&p, &batch.tokens, &batch.noised, None)
+        .unwrap()
+        .value()
+        .to_f64_vec()
+        .unwrap();
+    let (tok, g) = (
+        batch.tokens.to_vec::<u32>().unwrap(),
+        batch.noised.to_vec::<u8>().unwrap(),
+    );
     let (mut train, mut val) = (0.0, 0.0);
     for i in 0..b * l {
         let (t, nll) = (batch.times[i / l], -lp[i * v + tok[i] as usize]);
@@ -263,16 +273,45 @@ fn loss_forms_weigh_the_groups_as_specified() {
         }
     }
     let n = (b * l) as f64;
-    let got_train = pgm_loss(net, &p, &batch, LossForm::Train, None).unwrap().value().to_scalar::<f64>().unwrap();
-    let got_val = pgm_loss(net, &p, &batch, LossForm::Validation, None).unwrap().value().to_scalar::<f64>().unwrap();
-    assert!((got_train - train / n).abs() < 1e-9 * train.abs(), "{got_train} vs {}", train / n);
-    assert!((got_val - val / n).abs() < 1e-9 * val.abs(), "{got_val} vs {}", val / n);
+    let got_train = pgm_loss(net, &p, &batch, LossForm::Train, None)
+        .unwrap()
+        .value()
+        .to_scalar::<f64>()
+        .unwrap();
+    let got_val = pgm_loss(net, &p, &batch, LossForm::Validation, None)
+        .unwrap()
+        .value()
+        .to_scalar::<f64>()
+        .unwrap();
+    assert!(
+        (got_train - train / n).abs() < 1e-9 * train.abs(),
+        "{got_train} vs {}",
+        train / n
+    );
+    assert!(
+        (got_val - val / n).abs() < 1e-9 * val.abs(),
+        "{got_val} vs {}",
+        val / n
+    );
     // Clean data holding the MASK id is refused.
     let with_mask = Tensor::from_vec(vec![18u32; l], [1, l], Device::Cpu).unwrap();
     let bad = NoisedBatch::sample(&with_mask, &mut rng).unwrap();
-    assert!(pgm_loss(net, &p, &bad, LossForm::Train, None).unwrap_err().to_string().contains("MASK id 18"));
+    assert!(pgm_loss(net, &p, &bad, LossForm::Train, None)
+        .unwrap_err()
+        .to_string()
+        .contains("MASK id 18"));
     // Token ids outside the vocabulary are refused with their place.
     let out_of_range = Tensor::from_vec(vec![1u32, 40], [1, 2], Device::Cpu).unwrap();
-    let e = net.forward_train(&p, &out_of_range, &Tensor::zeros([1, 2], DType::U8, Device::Cpu).unwrap(), None).unwrap_err();
-    assert!(e.to_string().contains("token id 40 at row 0, position 1"), "{e}");
+    let e = net
+        .forward_train(
+            &p,
+            &out_of_range,
+            &Tensor::zeros([1, 2], DType::U8, Device::Cpu).unwrap(),
+            None,
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("token id 40 at row 0, position 1"),
+        "{e}"
+    );
 }

@@ -26,7 +26,9 @@ fn config() -> TrainConfig {
 /// Batch `i` of a fixed synthetic stream.
 fn batch(i: u64) -> Vec<Tensor> {
     let mut rng = Rng::seed(100 + i);
-    (0..2).map(|_| common::random_tokens(2, 16, 19, &mut rng)).collect()
+    (0..2)
+        .map(|_| common::random_tokens(2, 16, 19, &mut rng))
+        .collect()
 }
 
 #[test]
@@ -39,11 +41,15 @@ fn resumed_training_matches_uninterrupted_training() {
             Trainer::new(model, params, config())
         };
         let mut straight = fresh();
-        let full: Vec<f64> = (0..6).map(|i| straight.step(&batch(i)).unwrap().loss).collect();
+        let full: Vec<f64> = (0..6)
+            .map(|i| straight.step(&batch(i)).unwrap().loss)
+            .collect();
 
         let dir = std::env::temp_dir().join(format!("pgm-resume-{preset}-{}", std::process::id()));
         let mut first = fresh();
-        let mut resumed_losses: Vec<f64> = (0..3).map(|i| first.step(&batch(i)).unwrap().loss).collect();
+        let mut resumed_losses: Vec<f64> = (0..3)
+            .map(|i| first.step(&batch(i)).unwrap().loss)
+            .collect();
         first.save(&dir, serde_json::json!({"cursor": 3})).unwrap();
         drop(first);
         let (mut second, extra) = Trainer::resume(&dir).unwrap();
@@ -51,7 +57,10 @@ fn resumed_training_matches_uninterrupted_training() {
         assert_eq!(second.step_count(), 3);
         resumed_losses.extend((3..6).map(|i| second.step(&batch(i)).unwrap().loss));
         assert_eq!(resumed_losses, full, "{preset}");
-        assert!(full[5] < full[0], "{preset}: the loss did not fall: {full:?}");
+        assert!(
+            full[5] < full[0],
+            "{preset}: the loss did not fall: {full:?}"
+        );
         let val = second.evaluate(&batch(99), 7).unwrap();
         assert_eq!(val, straight.evaluate(&batch(99), 7).unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
