@@ -398,7 +398,7 @@ fn open_data(
         Some(v) => (open(&train_path)?, open(&v)?),
         None => open(&train_path)?.split(args.val_fraction)?,
     };
-    if val.len() == 0 {
+    if val.is_empty() {
         return Err(
             "the validation split is empty: give --val-data or a larger --val-fraction".into(),
         );

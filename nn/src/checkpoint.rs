@@ -102,8 +102,11 @@ pub fn save<'a>(
     })
 }
 
+/// The named tensors of a file, and its metadata.
+pub type NamedTensors = (Vec<(String, Tensor)>, HashMap<String, String>);
+
 /// Reads every tensor of a safetensors file (on the CPU), and its metadata.
-pub fn load(path: &Path) -> Result<(Vec<(String, Tensor)>, HashMap<String, String>)> {
+pub fn load(path: &Path) -> Result<NamedTensors> {
     let buffer = std::fs::read(path).map_err(|e| err(path, e))?;
     let file = SafeTensors::deserialize(&buffer)
         .map_err(|e| err(path, format!("not a valid safetensors file ({e})")))?;

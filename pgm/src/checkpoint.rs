@@ -13,6 +13,7 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const CONFIG_FILE: &str = "config.json";
 
 /// Either network.
+#[allow(clippy::large_enum_variant)] // one per process; boxing would only add indirection
 pub enum Model {
     Pgm(PgmNetwork),
     Mdlm(MdlmNetwork),

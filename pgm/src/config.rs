@@ -199,13 +199,13 @@ impl ModelConfig {
     /// Fails with a sentence for an inconsistent configuration.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::msg("config", m));
-        if self.n_heads == 0 || self.hidden_size % self.n_heads != 0 {
+        if self.n_heads == 0 || !self.hidden_size.is_multiple_of(self.n_heads) {
             return bad(format!(
                 "hidden_size {} is not divisible by n_heads {}",
                 self.hidden_size, self.n_heads
             ));
         }
-        if self.head_dim() % 2 != 0 || self.hidden_size % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) || !self.hidden_size.is_multiple_of(2) {
             return bad(format!(
                 "head dim {} must be even for RoPE",
                 self.head_dim()

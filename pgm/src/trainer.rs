@@ -87,7 +87,7 @@ impl Trainer {
         });
         Trainer {
             ema: Ema::new(&params, config.ema_decay),
-            noise_rng: Rng::seed(config.seed ^ 0x6E6F_6973_65),
+            noise_rng: Rng::seed(config.seed ^ 0x6E_6F69_7365),
             dropout_rng: Rng::seed(config.seed ^ 0x6472_6F70),
             optimizer: opt,
             model,

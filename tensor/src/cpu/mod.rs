@@ -133,14 +133,10 @@ fn tanh_f32(x: f32) -> f32 {
     const Q: [f32; 4] = [4.893_525e-3, 2.268_434_6e-3, 1.185_347e-4, 1.198_258_4e-6];
     let x = x.clamp(-7.905_311, 7.905_311);
     let x2 = x * x;
-    let p = P[6]
-        .mul_add(x2, P[5])
-        .mul_add(x2, P[4])
-        .mul_add(x2, P[3])
-        .mul_add(x2, P[2])
-        .mul_add(x2, P[1])
-        .mul_add(x2, P[0]);
-    let q = Q[3].mul_add(x2, Q[2]).mul_add(x2, Q[1]).mul_add(x2, Q[0]);
+    // Horner with plain multiply-adds: `f32::mul_add` is a libm call unless the build enables
+    // FMA, and a call per term would stop the loops around this from vectorising.
+    let p = P.iter().rev().skip(1).fold(P[6], |acc, &c| acc * x2 + c);
+    let q = Q.iter().rev().skip(1).fold(Q[3], |acc, &c| acc * x2 + c);
     x * p / q
 }
 
