@@ -586,28 +586,4 @@ mod tests {
         let axis = Axis::log(-6.0, 3.0);
         assert_eq!(axis.labels, ["1e-6", "1e-4", "1e-2", "1e0", "1e2"]);
     }
-
-    /// Writes a sample chart to /tmp/plot_example.png for a person to look at.
-    #[test]
-    #[ignore]
-    fn example_to_tmp() {
-        let noisy = |i: usize| ((i * 7919) % 13) as f64 / 13.0 - 0.5;
-        let train = (0..300).map(|i| {
-            let x = i as f64 * 20.0;
-            (x, 3.0 * (-(i as f64) / 60.0).exp() + 0.4 + 0.08 * noisy(i))
-        });
-        let val = (0..=15).map(|i| (i as f64 * 400.0, 3.1 * (-(i as f64) / 3.0).exp() + 0.5));
-        let plot = Plot {
-            title: "Training loss (ELBO), run = test_01".into(),
-            x_label: "step".into(),
-            y_label: "loss / token".into(),
-            series: vec![
-                series("train", train.collect()),
-                series("validation", val.collect()),
-                series("baseline 100%", vec![(0.0, 1.2), (6000.0, 1.2)]),
-            ],
-            log_y: std::env::var_os("PLOT_LOG").is_some(),
-        };
-        plot.write_png(Path::new("/tmp/plot_example.png")).unwrap();
-    }
 }
