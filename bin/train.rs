@@ -105,6 +105,9 @@ struct Args {
     /// Log lines instead of a progress bar (also the default when stderr is not a terminal).
     #[arg(long)]
     quiet: bool,
+    /// Print every preset with its size and parameter count, then exit.
+    #[arg(long)]
+    list_presets: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -128,6 +131,9 @@ struct DataSide {
 }
 
 fn run(args: Args) -> Result<(), Error> {
+    if args.list_presets {
+        return list_presets();
+    }
     check_args(&args)?;
     let kind = match args.model {
         Kind::Pgm => ModelKind::Pgm,
@@ -312,6 +318,34 @@ fn run(args: Args) -> Result<(), Error> {
         log.path().display(),
         out.display()
     );
+    Ok(())
+}
+
+fn list_presets() -> Result<(), Error> {
+    println!(
+        "{:<15} {:>5} {:>6} {:>5} {:>7} {:>5} {:>7} {:>13}",
+        "preset", "model", "D", "heads", "blocks", "L", "vocab", "parameters"
+    );
+    for name in pgm::config::PRESETS {
+        let c = ModelConfig::preset(name)?;
+        let blocks = match c.model {
+            ModelKind::Pgm => format!("{}+{}", c.n_blocks, c.n_decoder_blocks),
+            ModelKind::Mdlm => c.n_blocks.to_string(),
+        };
+        let kind = if c.model == ModelKind::Pgm {
+            "pgm"
+        } else {
+            "mdlm"
+        };
+        println!(
+            "{name:<15} {kind:>5} {:>6} {:>5} {blocks:>7} {:>5} {:>7} {:>13}",
+            c.hidden_size,
+            c.n_heads,
+            c.seq_len,
+            c.vocab_size,
+            c.num_params()
+        );
+    }
     Ok(())
 }
 

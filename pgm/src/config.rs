@@ -82,6 +82,8 @@ pub const PRESETS: &[&str] = &[
     "mdlm-small",
     "pgm-cpu",
     "mdlm-cpu",
+    "pgm-default",
+    "mdlm-default",
     "pgm-tiny",
     "mdlm-tiny",
 ];
