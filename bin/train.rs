@@ -117,6 +117,7 @@ enum Kind {
 }
 
 fn main() -> ExitCode {
+    cli::alloc::keep_freed_buffers();
     cli::report(run(Args::parse()))
 }
 

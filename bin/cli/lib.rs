@@ -1,5 +1,6 @@
-//! Helpers shared by the binaries: plots, the metrics log, and error reporting.
+//! Helpers shared by the binaries: plots, the metrics log, allocator tuning, error reporting.
 
+pub mod alloc;
 pub mod metrics;
 pub mod plot;
 
