@@ -192,6 +192,10 @@ impl Tensor {
         if self.is_contiguous() && self.0.layout.offset() == 0 {
             return Ok(self.clone());
         }
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::cast::contiguous(self);
+        }
         let l = self.layout();
         let storage = match self.cpu("contiguous")? {
             CpuStorage::F32(v) => CpuStorage::F32(elementwise::copy_strided(v, l)),

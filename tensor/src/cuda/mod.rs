@@ -1,10 +1,26 @@
-//! The CUDA backend (cargo feature `cuda`): device contexts and device storage.
+//! The CUDA backend (cargo feature `cuda`): device contexts, device storage, and the kernels.
 //!
 //! cudarc opens the CUDA libraries at run time, so this module builds on machines without CUDA;
 //! there, creating a context returns an error that names the device. One context and its
-//! default stream serve each GPU ordinal for the whole process. Ops on CUDA storage arrive with
-//! the CUDA kernels; until then an op on a CUDA tensor says so, and tensors move between devices
-//! with `Tensor::to_device`.
+//! default stream serve each GPU ordinal for the whole process.
+//!
+//! Ops on CUDA tensors dispatch here from `ops/` (a `device().is_cuda()` check at the top of
+//! each op). The kernels are CUDA C files in `kernels/`, compiled at run time with NVRTC
+//! ([`kernels`]); each launcher file here serves one kernel file: `elementwise.rs`, `cast.rs`
+//! (strided copy, dtype casts), `reduce.rs` (reductions, argmax, softmax), `norm.rs`,
+//! `index.rs`, `rope.rs`; `matmul.rs` calls cuBLAS. Not wired yet (they return a device error
+//! on CUDA tensors): `cat`, partition attention (its masked-softmax kernel is in
+//! `kernels/attention.cu` and compile-tested) and the fused layer-norm + modulate kernel.
+
+pub(crate) mod cast;
+pub(crate) mod elementwise;
+pub(crate) mod index;
+pub mod kernels;
+pub mod launch;
+pub(crate) mod matmul;
+pub(crate) mod norm;
+pub(crate) mod reduce;
+pub(crate) mod rope;
 
 use crate::cpu::CpuStorage;
 use crate::{DType, Error, ErrorKind, Result};
@@ -46,7 +62,7 @@ pub fn is_available() -> bool {
     stream(0).is_ok()
 }
 
-fn cuda_error(op: &'static str, msg: impl Into<String>) -> Error {
+pub(crate) fn cuda_error(op: &'static str, msg: impl Into<String>) -> Error {
     Error {
         op,
         kind: ErrorKind::Cuda(msg.into()),

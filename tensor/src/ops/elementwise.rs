@@ -10,6 +10,10 @@ impl Tensor {
     /// y = op(x) elementwise (float dtypes).
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
         let x = self.contiguous()?;
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() {
+            return crate::cuda::elementwise::unary(&x, op);
+        }
         let out = float_map!(op.name(), x.cpu(op.name())?, |v| k::unary(v, op));
         Ok(Tensor::from_cpu(out, self.shape()))
     }
@@ -57,6 +61,11 @@ impl Tensor {
         }
         let (x, y, dy) = (self.contiguous()?, y.contiguous()?, dy.contiguous()?);
         let name = "unary_backward";
+        same_device(name, &[&x, &y, &dy])?;
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() {
+            return crate::cuda::elementwise::unary_backward(&x, &y, &dy, op);
+        }
         let out = match (x.cpu(name)?, y.cpu(name)?, dy.cpu(name)?) {
             (CpuStorage::F32(x), CpuStorage::F32(y), CpuStorage::F32(d)) => {
                 CpuStorage::F32(k::unary_backward(x, y, d, op))
@@ -72,6 +81,10 @@ impl Tensor {
     /// x · mul + add elementwise.
     pub fn affine(&self, mul: f64, add: f64) -> Result<Tensor> {
         let x = self.contiguous()?;
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() {
+            return crate::cuda::elementwise::affine(&x, mul, add);
+        }
         let out = float_map!("affine", x.cpu("affine")?, |v| affine(v, mul, add));
         Ok(Tensor::from_cpu(out, self.shape()))
     }
@@ -87,6 +100,10 @@ impl Tensor {
         let name = op.name();
         same_device(name, &[self, rhs])?;
         let shape = Shape::broadcast(name, self.shape(), rhs.shape())?;
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::elementwise::binary(self, rhs, &shape, op);
+        }
         let (la, lb) = (
             self.layout().broadcast_as(&shape)?,
             rhs.layout().broadcast_as(&shape)?,
@@ -120,6 +137,10 @@ impl Tensor {
         let name = "cmp";
         same_device(name, &[self, rhs])?;
         let shape = Shape::broadcast(name, self.shape(), rhs.shape())?;
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::elementwise::cmp(self, rhs, &shape, op);
+        }
         let (la, lb) = (
             self.layout().broadcast_as(&shape)?,
             rhs.layout().broadcast_as(&shape)?,
@@ -155,6 +176,12 @@ impl Tensor {
     pub fn where_cond(&self, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
         let name = "where_cond";
         same_device(name, &[self, on_true, on_false])?;
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            let shape = Shape::broadcast(name, self.shape(), on_true.shape())?;
+            let shape = Shape::broadcast(name, &shape, on_false.shape())?;
+            return crate::cuda::elementwise::where_cond(self, on_true, on_false, &shape);
+        }
         let CpuStorage::U8(c) = self.cpu(name)? else {
             return Err(Error::dtype(
                 name,
@@ -195,6 +222,10 @@ impl Tensor {
             return Ok(self.clone());
         }
         let x = self.contiguous()?;
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() {
+            return crate::cuda::cast::cast(&x, dtype);
+        }
         let out = cast_storage(x.cpu("to_dtype")?, dtype);
         Ok(Tensor::from_cpu(out, self.shape()))
     }

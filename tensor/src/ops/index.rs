@@ -30,6 +30,12 @@ impl Tensor {
         }
         let (_, size, inner) = self.shape().split_at_dim(d);
         let ids = ids.contiguous()?;
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            let mut dims = self.dims().to_vec();
+            dims[d] = ids.numel();
+            return crate::cuda::index::select(name, &self.contiguous()?, d, &ids, dims);
+        }
         let id = expect_u32(name, &ids)?;
         k::check_indices(name, id, size, d)?;
         let x = self.contiguous()?;
@@ -67,9 +73,13 @@ impl Tensor {
         }
         let (_, size, inner) = self.shape().split_at_dim(d);
         let ids = ids.contiguous()?;
+        let (dst, src) = (self.contiguous()?, src.contiguous()?);
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::index::accumulate(name, &dst, d, &ids, &src);
+        }
         let id = expect_u32(name, &ids)?;
         k::check_indices(name, id, size, d)?;
-        let (dst, src) = (self.contiguous()?, src.contiguous()?);
         let out = match (dst.cpu(name)?, src.cpu(name)?) {
             (CpuStorage::F32(a), CpuStorage::F32(b)) => {
                 CpuStorage::F32(with_copy(a, |o| k::index_add(o, size, inner, id, b)))
@@ -101,6 +111,11 @@ impl Tensor {
         let (_, size, inner) = self.shape().split_at_dim(d);
         let n = idx.dims()[d];
         let idx_c = idx.contiguous()?;
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            let dims = idx.dims().to_vec();
+            return crate::cuda::index::select(name, &self.contiguous()?, d, &idx_c, dims);
+        }
         let id = expect_u32(name, &idx_c)?;
         k::check_indices(name, id, size, d)?;
         let x = self.contiguous()?;
@@ -126,9 +141,13 @@ impl Tensor {
         let (_, size, inner) = self.shape().split_at_dim(d);
         let n = idx.dims()[d];
         let idx_c = idx.contiguous()?;
+        let (dst, src) = (self.contiguous()?, src.contiguous()?);
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::index::accumulate(name, &dst, d, &idx_c, &src);
+        }
         let id = expect_u32(name, &idx_c)?;
         k::check_indices(name, id, size, d)?;
-        let (dst, src) = (self.contiguous()?, src.contiguous()?);
         let out = match (dst.cpu(name)?, src.cpu(name)?) {
             (CpuStorage::F32(a), CpuStorage::F32(b)) => {
                 CpuStorage::F32(with_copy(a, |o| k::scatter_add(o, size, inner, id, b, n)))

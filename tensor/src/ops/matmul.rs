@@ -40,6 +40,10 @@ impl Tensor {
             &Shape::from(&self.dims()[..ra - 2]),
             &Shape::from(&rhs.dims()[..rb - 2]),
         )?;
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::matmul::matmul(self, rhs, &batch, (m, k, n));
+        }
         let full = |rows, cols| Shape::new([batch.dims(), &[rows, cols]].concat());
         let la = self.layout().broadcast_as(&full(m, k))?;
         let lb = rhs.layout().broadcast_as(&full(k, n))?;

@@ -27,6 +27,11 @@ impl Tensor {
         let rows_shape = &self.dims()[..self.rank().saturating_sub(1)];
         let (x, w) = (self.contiguous()?, weight.contiguous()?);
         let b = bias.map(|b| b.contiguous()).transpose()?;
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() {
+            let (y, mean, rstd) = crate::cuda::norm::layer_norm(&x, &w, b.as_ref(), eps)?;
+            return Ok((y, LayerNormStats { mean, rstd }));
+        }
         let (y, mean, rstd) = match (
             x.cpu(name)?,
             w.cpu(name)?,
@@ -73,6 +78,12 @@ impl Tensor {
         }
         let (x, w, dy) = (self.contiguous()?, weight.contiguous()?, dy.contiguous()?);
         let (m, r) = (&stats.mean, &stats.rstd);
+        super::same_device(name, &[&x, &w, m, r, &dy])?;
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() {
+            let (m, r) = (m.contiguous()?, r.contiguous()?);
+            return crate::cuda::norm::layer_norm_backward(&x, &w, &m, &r, &dy);
+        }
         let (dx, dw, db) = match (
             x.cpu(name)?,
             w.cpu(name)?,

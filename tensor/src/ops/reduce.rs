@@ -18,6 +18,11 @@ impl Tensor {
                 self.shape()
             );
         }
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            let out = crate::cuda::reduce::reduce(self, d, op)?;
+            return out.reshape(reduced_shape(self.shape(), d, keepdim));
+        }
         let x = self.contiguous()?;
         let out = float_map!(name, x.cpu(name)?, |v| k::reduce(v, outer, size, inner, op));
         Ok(Tensor::from_cpu(
@@ -78,6 +83,11 @@ impl Tensor {
         if size == 0 {
             bail_shape!(name, "empty dim {d} of {:?}", self.shape());
         }
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            let out = crate::cuda::reduce::argmax(self, d)?;
+            return out.reshape(reduced_shape(self.shape(), d, keepdim));
+        }
         let x = self.contiguous()?;
         let out = match x.cpu(name)? {
             CpuStorage::F32(v) => k::argmax(v, outer, size, inner),
@@ -106,6 +116,10 @@ impl Tensor {
     fn softmax_impl(&self, log: bool) -> Result<Tensor> {
         let name = if log { "log_softmax" } else { "softmax" };
         let cols = *self.dims().last().unwrap_or(&1);
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::reduce::softmax(self, log);
+        }
         let x = self.contiguous()?;
         let out = float_map!(name, x.cpu(name)?, |v| k::softmax_rows(v, cols, log));
         Ok(Tensor::from_cpu(out, self.shape()))
@@ -118,6 +132,11 @@ impl Tensor {
             bail_shape!(name, "y {:?} and dy {:?} differ", self.shape(), dy.shape());
         }
         let cols = *self.dims().last().unwrap_or(&1);
+        super::same_device(name, &[self, dy])?;
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::reduce::softmax_backward(self, dy, log);
+        }
         let (y, dy) = (self.contiguous()?, dy.contiguous()?);
         let out = float_map2!(name, y.cpu(name)?, dy.cpu(name)?, |y, d| {
             k::softmax_rows_backward(y, d, cols, log)

@@ -23,7 +23,8 @@ impl Tensor {
         if head_dim == 0 || head_dim % 2 == 1 {
             bail_shape!(name, "head_dim must be even and positive, got {head_dim}");
         }
-        let pos = positions.contiguous()?;
+        // The tables are built on the host (in f64) and moved to the positions' device.
+        let pos = positions.to_device(crate::Device::Cpu)?.contiguous()?;
         let p = expect_u32(name, &pos)?;
         let dims = [positions.dims(), &[head_dim / 2]].concat();
         let (cos, sin) = match dtype {
@@ -85,6 +86,10 @@ impl Tensor {
                 cos.shape(),
                 sin.shape()
             );
+        }
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::rope::rope(self, cos, sin, inverse);
         }
         let lx = HeadsLayout::of(self.layout()).expect("rank checked above");
         let (cos, sin) = (cos.contiguous()?, sin.contiguous()?);

@@ -1,0 +1,94 @@
+//! Launchers for `kernels/cast.cu`: strided copies into row-major order, and dtype casts.
+
+use super::kernels::Source;
+use super::launch::{self, Strided};
+use super::CudaData;
+use crate::{DType, Result, Tensor};
+use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
+
+/// A row-major copy of the (any-strided) CUDA tensor `x`, any dtype.
+pub fn contiguous(x: &Tensor) -> Result<Tensor> {
+    let name = "contiguous";
+    let s = launch::storage(name, x)?;
+    let sx = Strided::of(name, x.layout())?;
+    let n = launch::count(name, x.shape())?;
+    fn run<T: DeviceRepr>(
+        ordinal: usize,
+        sfx: &str,
+        n: u32,
+        src: &CudaSlice<T>,
+        sx: Strided,
+    ) -> Result<CudaSlice<T>> {
+        let kernel = format!("copy_strided_{sfx}");
+        let (stream, f) = launch::kernel(ordinal, Source::Cast, &kernel)?;
+        let mut out = launch::alloc("contiguous", &stream, n as usize)?;
+        let mut b = stream.launch_builder(&f);
+        b.arg(&n).arg(src).arg(&sx).arg(&mut out);
+        // SAFETY: matches `copy_strided_<T>(unsigned, const T*, Strided, T*)`; the layout's
+        // offsets lie inside the storage the view was made from.
+        unsafe { b.launch(launch::elementwise_config(n)) }
+            .map_err(launch::driver_err("contiguous"))?;
+        Ok(out)
+    }
+    let o = s.ordinal;
+    let sfx = launch::suffix(&s.data);
+    let data = match &s.data {
+        CudaData::F32(v) => CudaData::F32(run(o, sfx, n, v, sx)?),
+        CudaData::F64(v) => CudaData::F64(run(o, sfx, n, v, sx)?),
+        CudaData::BF16(v) => CudaData::BF16(run(o, sfx, n, v, sx)?),
+        CudaData::F16(v) => CudaData::F16(run(o, sfx, n, v, sx)?),
+        CudaData::U32(v) => CudaData::U32(run(o, sfx, n, v, sx)?),
+        CudaData::U8(v) => CudaData::U8(run(o, sfx, n, v, sx)?),
+    };
+    Ok(launch::tensor(data, o, x.shape()))
+}
+
+/// `x` (contiguous, offset 0) converted to `dtype`, as the CPU's cast: floats round to nearest,
+/// floats to integers truncate and saturate.
+pub fn cast(x: &Tensor, dtype: DType) -> Result<Tensor> {
+    let name = "to_dtype";
+    let s = launch::storage(name, x)?;
+    let n = launch::count(name, x.shape())?;
+    let kernel = format!(
+        "cast_{}_{}",
+        launch::suffix(&s.data),
+        dtype.name().to_lowercase()
+    );
+    let (stream, f) = launch::kernel(s.ordinal, Source::Cast, &kernel)?;
+    fn out<T: DeviceRepr>(
+        stream: &std::sync::Arc<cudarc::driver::CudaStream>,
+        n: u32,
+    ) -> Result<CudaSlice<T>> {
+        launch::alloc("to_dtype", stream, n as usize)
+    }
+    let mut dst = match dtype {
+        DType::F32 => CudaData::F32(out(&stream, n)?),
+        DType::F64 => CudaData::F64(out(&stream, n)?),
+        DType::BF16 => CudaData::BF16(out(&stream, n)?),
+        DType::F16 => CudaData::F16(out(&stream, n)?),
+        DType::U32 => CudaData::U32(out(&stream, n)?),
+        DType::U8 => CudaData::U8(out(&stream, n)?),
+    };
+    let mut b = stream.launch_builder(&f);
+    b.arg(&n);
+    match &s.data {
+        CudaData::F32(v) => b.arg(v),
+        CudaData::F64(v) => b.arg(v),
+        CudaData::BF16(v) => b.arg(v),
+        CudaData::F16(v) => b.arg(v),
+        CudaData::U32(v) => b.arg(v),
+        CudaData::U8(v) => b.arg(v),
+    };
+    match &mut dst {
+        CudaData::F32(v) => b.arg(v),
+        CudaData::F64(v) => b.arg(v),
+        CudaData::BF16(v) => b.arg(v),
+        CudaData::F16(v) => b.arg(v),
+        CudaData::U32(v) => b.arg(v),
+        CudaData::U8(v) => b.arg(v),
+    };
+    // SAFETY: matches `cast_<S>_<D>(unsigned, const S*, D*)` with the kernel chosen by the two
+    // dtypes; both buffers hold n elements.
+    unsafe { b.launch(launch::elementwise_config(n)) }.map_err(launch::driver_err(name))?;
+    Ok(launch::tensor(dst, s.ordinal, x.shape()))
+}

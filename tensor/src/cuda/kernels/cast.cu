@@ -1,0 +1,74 @@
+// cast.cu: strided copies (making a view contiguous) and dtype conversions.
+//
+// Mapping: one thread per output element in a grid-stride loop, blocks of 256 threads.
+//   copy_strided_<T>: out[i] = src[strided_offset(s, i)], out contiguous.
+//   cast_<S>_<D>:     out[i] = convert(src[i]), both contiguous. Conversions go through f64,
+//                     as the CPU's `cast` does: floats round to nearest; float -> integer
+//                     truncates toward zero and saturates (NaN -> 0), like Rust's `as`.
+
+template <typename T>
+__device__ void copy_strided(unsigned int n, const T *src, Strided s, T *out) {
+    FOR_EACH_INDEX(i, n) out[i] = src[strided_offset(s, i)];
+}
+
+#define COPY_KERNEL(T, NAME)                                                                 \
+    extern "C" __global__ void copy_strided_##NAME(unsigned int n, const T *src, Strided s,  \
+                                                   T *out) {                                 \
+        copy_strided<T>(n, src, s, out);                                                     \
+    }
+
+COPY_KERNEL(float, f32)
+COPY_KERNEL(double, f64)
+COPY_KERNEL(__nv_bfloat16, bf16)
+COPY_KERNEL(__half, f16)
+COPY_KERNEL(unsigned int, u32)
+COPY_KERNEL(unsigned char, u8)
+
+// Every storage type to f64 and back.
+__device__ __forceinline__ double to_f64(float x) { return (double)x; }
+__device__ __forceinline__ double to_f64(double x) { return x; }
+__device__ __forceinline__ double to_f64(__nv_bfloat16 x) { return (double)__bfloat162float(x); }
+__device__ __forceinline__ double to_f64(__half x) { return (double)__half2float(x); }
+__device__ __forceinline__ double to_f64(unsigned int x) { return (double)x; }
+__device__ __forceinline__ double to_f64(unsigned char x) { return (double)x; }
+
+template <typename T> __device__ __forceinline__ T from_f64(double x);
+template <> __device__ __forceinline__ float from_f64<float>(double x) { return (float)x; }
+template <> __device__ __forceinline__ double from_f64<double>(double x) { return x; }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f64<__nv_bfloat16>(double x) {
+    return __double2bfloat16(x);
+}
+template <> __device__ __forceinline__ __half from_f64<__half>(double x) {
+    return __double2half(x);
+}
+// Saturating and NaN -> 0, spelled out so the result does not depend on the hardware.
+template <> __device__ __forceinline__ unsigned int from_f64<unsigned int>(double x) {
+    if (!(x > 0.0)) return 0u;
+    return x >= 4294967295.0 ? 4294967295u : (unsigned int)x;
+}
+template <> __device__ __forceinline__ unsigned char from_f64<unsigned char>(double x) {
+    if (!(x > 0.0)) return 0;
+    return x >= 255.0 ? 255 : (unsigned char)x;
+}
+
+template <typename S, typename D>
+__device__ void cast(unsigned int n, const S *src, D *out) {
+    FOR_EACH_INDEX(i, n) out[i] = from_f64<D>(to_f64(src[i]));
+}
+
+#define CAST_KERNEL(S, SN, D, DN)                                                              \
+    extern "C" __global__ void cast_##SN##_##DN(unsigned int n, const S *src, D *out) {        \
+        cast<S, D>(n, src, out);                                                               \
+    }
+// All 36 ordered pairs of storage types (the identity casts are never launched).
+#define CAST_FROM(S, SN)                                                                       \
+    CAST_KERNEL(S, SN, float, f32) CAST_KERNEL(S, SN, double, f64)                             \
+    CAST_KERNEL(S, SN, __nv_bfloat16, bf16) CAST_KERNEL(S, SN, __half, f16)                    \
+    CAST_KERNEL(S, SN, unsigned int, u32) CAST_KERNEL(S, SN, unsigned char, u8)
+
+CAST_FROM(float, f32)
+CAST_FROM(double, f64)
+CAST_FROM(__nv_bfloat16, bf16)
+CAST_FROM(__half, f16)
+CAST_FROM(unsigned int, u32)
+CAST_FROM(unsigned char, u8)

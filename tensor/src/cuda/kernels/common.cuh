@@ -1,0 +1,82 @@
+// common.cuh: prepended to every kernel source by `kernels.rs` (NVRTC sees one string per
+// module, so there is no include of our own files).
+//
+// It defines what all kernels share:
+//   * `Strided`, the layout of an operand: rank ≤ MAX_RANK dims, a stride per dim (in
+//     elements, 0 on broadcast dims) and a storage offset, passed to kernels by value;
+//   * conversions between the storage types and the f32 that all float kernels compute in;
+//   * block-wide sum / max reductions for the one-block-per-row kernels.
+// Index arithmetic is 32-bit: the Rust launchers refuse tensors whose storage exceeds 2^32 - 1
+// elements.
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#define MAX_RANK 6
+
+// −∞ as f32 (NVRTC has no <math.h>, so no INFINITY macro).
+#define NEG_INF __int_as_float(0xff800000)
+
+// The layout of one operand; mirrors `Strided` in `tensor/src/cuda/launch.rs` field for field.
+struct Strided {
+    unsigned int rank;
+    unsigned int offset;
+    unsigned int dims[MAX_RANK];
+    unsigned int strides[MAX_RANK];
+};
+
+// Storage offset of the element with row-major logical index `i`.
+__device__ __forceinline__ unsigned int strided_offset(const Strided &s, unsigned int i) {
+    unsigned int off = s.offset;
+    for (int d = (int)s.rank - 1; d >= 0; --d) {
+        unsigned int n = s.dims[d];
+        off += (i % n) * s.strides[d];
+        i /= n;
+    }
+    return off;
+}
+
+// Storage type -> f32 (or f64) and back, rounding to nearest on the way down.
+__device__ __forceinline__ float to_f32(float x) { return x; }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
+template <typename T> __device__ __forceinline__ T from_f32(float x);
+template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) {
+    return __float2bfloat16(x);
+}
+template <> __device__ __forceinline__ __half from_f32<__half>(float x) { return __float2half(x); }
+
+// A grid-stride loop over [0, n): every kernel launched by `launch::elementwise_config`.
+#define FOR_EACH_INDEX(i, n)                                                        \
+    for (unsigned int i = blockIdx.x * blockDim.x + threadIdx.x; i < (n);           \
+         i += blockDim.x * gridDim.x)
+
+// Block-wide reductions. Every thread of the block must call them; all get the result.
+// `scratch` is __shared__ float[32] (one slot per warp).
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
+    return v;
+}
+__device__ __forceinline__ float block_sum(float v, float *scratch) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+    v = warp_sum(v);
+    __syncthreads();  // scratch may still be read by a previous call
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : 0.0f;
+    return warp_sum(v);
+}
+__device__ __forceinline__ float block_max(float v, float *scratch) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : NEG_INF;
+    return warp_max(v);
+}

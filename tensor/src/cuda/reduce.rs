@@ -1,0 +1,149 @@
+//! Launchers for `kernels/reduce.cu` and `kernels/softmax.cu`: reductions and argmax over a dim
+//! (moved last first when it is not), softmax / log-softmax over the last dim and their
+//! backward. One block per row; F32 and BF16.
+
+use super::elementwise::for_floats;
+use super::kernels::Source;
+use super::launch;
+use super::CudaData;
+use crate::op::ReduceOp;
+use crate::{Result, Tensor};
+use cudarc::driver::PushKernelArg;
+
+/// `x` with dim `d` moved last, contiguous: a [rows, cols] matrix whose rows are reduced.
+fn dim_last(x: &Tensor, d: usize) -> Result<(Tensor, u32, u32)> {
+    let rank = x.rank();
+    let x = if d + 1 == rank {
+        x.contiguous()?
+    } else {
+        let mut perm: Vec<usize> = (0..rank).filter(|&i| i != d).collect();
+        perm.push(d);
+        x.permute(&perm)?.contiguous()?
+    };
+    let cols = x.dims().last().copied().unwrap_or(1);
+    let rows: usize = x.dims()[..x.rank().saturating_sub(1)].iter().product();
+    let fit = |v: usize| u32::try_from(v).map_err(|_| crate::Error::shape("reduce", "too large"));
+    fit(x.numel())?; // so rows·cols below cannot overflow
+    Ok((x, fit(rows)?, fit(cols)?))
+}
+
+/// The dims of `x` without dim `d`.
+fn without(x: &Tensor, d: usize) -> Vec<usize> {
+    let mut dims = x.dims().to_vec();
+    dims.remove(d);
+    dims
+}
+
+/// Sum, max or min over dim `d`; the result drops that dim.
+pub fn reduce(x: &Tensor, d: usize, op: ReduceOp) -> Result<Tensor> {
+    let name = "reduce";
+    let (xl, rows, cols) = dim_last(x, d)?;
+    let s = launch::storage(name, &xl)?;
+    let data = for_floats!(name, &s.data, |v, sfx| {
+        let kernel = format!("reduce_last_{sfx}");
+        let (stream, f) = launch::kernel(s.ordinal, Source::Reduce, &kernel)?;
+        let mut out = launch::alloc(name, &stream, rows as usize)?;
+        if rows > 0 {
+            let code = op as i32;
+            let mut b = stream.launch_builder(&f);
+            b.arg(&code).arg(&cols).arg(v).arg(&mut out);
+            // SAFETY: matches `reduce_last_<T>(int, unsigned, const T*, T*)`: v holds
+            // rows·cols elements, out one per row (one block per row).
+            unsafe { b.launch(launch::rows_config(rows)) }.map_err(launch::driver_err(name))?;
+        }
+        out
+    });
+    Ok(launch::tensor(data, s.ordinal, without(x, d)))
+}
+
+/// Index (U32) of the largest entry along dim `d` (first on ties, NaN largest); drops dim `d`.
+pub fn argmax(x: &Tensor, d: usize) -> Result<Tensor> {
+    let name = "argmax";
+    let (xl, rows, cols) = dim_last(x, d)?;
+    let s = launch::storage(name, &xl)?;
+    let sfx = match &s.data {
+        CudaData::F32(_) | CudaData::BF16(_) => launch::suffix(&s.data),
+        other => return Err(launch::unsupported(name, other, "F32 or BF16")),
+    };
+    let (stream, f) = launch::kernel(s.ordinal, Source::Reduce, &format!("argmax_last_{sfx}"))?;
+    let mut out = launch::alloc::<u32>(name, &stream, rows as usize)?;
+    if rows > 0 {
+        let mut b = stream.launch_builder(&f);
+        b.arg(&cols);
+        match &s.data {
+            CudaData::F32(v) => b.arg(v),
+            CudaData::BF16(v) => b.arg(v),
+            _ => unreachable!("dtype checked above"),
+        };
+        b.arg(&mut out);
+        // SAFETY: matches `argmax_last_<T>(unsigned, const T*, unsigned*)`, launched with
+        // exactly `launch::BLOCK` = 256 threads, the size of its shared arrays.
+        unsafe { b.launch(launch::rows_config(rows)) }.map_err(launch::driver_err(name))?;
+    }
+    Ok(launch::tensor(CudaData::U32(out), s.ordinal, without(x, d)))
+}
+
+/// Softmax (or log-softmax) over the last dim.
+pub fn softmax(x: &Tensor, log: bool) -> Result<Tensor> {
+    let name = if log { "log_softmax" } else { "softmax" };
+    let (xl, rows, cols) = dim_last(x, x.rank().saturating_sub(1))?;
+    let s = launch::storage(name, &xl)?;
+    let data = for_floats!(name, &s.data, |v, sfx| {
+        let (stream, f) = launch::kernel(s.ordinal, Source::Softmax, &format!("softmax_{sfx}"))?;
+        let mut out = launch::alloc(name, &stream, (rows * cols) as usize)?;
+        if rows > 0 {
+            let log_out = log as i32;
+            let mut b = stream.launch_builder(&f);
+            b.arg(&log_out).arg(&cols).arg(v).arg(&mut out);
+            // SAFETY: matches `softmax_<T>(int, unsigned, const T*, T*)`; rows·cols elements.
+            unsafe { b.launch(launch::rows_config(rows)) }.map_err(launch::driver_err(name))?;
+        }
+        out
+    });
+    Ok(launch::tensor(data, s.ordinal, x.shape()))
+}
+
+/// The backward of softmax / log-softmax from the forward output `y` and `dy` (same shape).
+pub fn softmax_backward(y: &Tensor, dy: &Tensor, log: bool) -> Result<Tensor> {
+    let name = "softmax_backward";
+    let last = y.rank().saturating_sub(1);
+    let (yl, rows, cols) = dim_last(y, last)?;
+    let (dl, _, _) = dim_last(dy, last)?;
+    let (sy, sd) = (launch::storage(name, &yl)?, launch::storage(name, &dl)?);
+    let o = sy.ordinal;
+    let run = |sfx: &str| launch::kernel(o, Source::Softmax, &format!("softmax_backward_{sfx}"));
+    let log_out = log as i32;
+    let cfg = launch::rows_config(rows);
+    let data = match (&sy.data, &sd.data) {
+        (CudaData::F32(yv), CudaData::F32(dv)) => {
+            let (stream, f) = run("f32")?;
+            let mut out = launch::alloc::<f32>(name, &stream, (rows * cols) as usize)?;
+            if rows > 0 {
+                let mut b = stream.launch_builder(&f);
+                b.arg(&log_out).arg(&cols).arg(yv).arg(dv).arg(&mut out);
+                // SAFETY: matches `softmax_backward_f32(int, unsigned, const float*×2, float*)`.
+                unsafe { b.launch(cfg) }.map_err(launch::driver_err(name))?;
+            }
+            CudaData::F32(out)
+        }
+        (CudaData::BF16(yv), CudaData::BF16(dv)) => {
+            let (stream, f) = run("bf16")?;
+            let mut out = launch::alloc::<half::bf16>(name, &stream, (rows * cols) as usize)?;
+            if rows > 0 {
+                let mut b = stream.launch_builder(&f);
+                b.arg(&log_out).arg(&cols).arg(yv).arg(dv).arg(&mut out);
+                // SAFETY: matches `softmax_backward_bf16(int, unsigned, const bf16*×2, bf16*)`.
+                unsafe { b.launch(cfg) }.map_err(launch::driver_err(name))?;
+            }
+            CudaData::BF16(out)
+        }
+        (other, _) => {
+            return Err(launch::unsupported(
+                name,
+                other,
+                "y and dy both F32 or BF16",
+            ))
+        }
+    };
+    Ok(launch::tensor(data, o, y.shape()))
+}
