@@ -1,11 +1,503 @@
-//! `cargo run --release --bin sample`: samples from a PGM or MDLM and measures throughput.
+//! `cargo run --release --bin sample`: samples from a PGM or an MDLM (SPEC §6) and measures
+//! throughput the way the paper does: batch·L tokens over the wall time of one batch, averaged
+//! over timed batches after warm-up.
 //!
-//! The samplers are not part of the project yet; until they land this binary says so and
-//! exits with status 2.
+//! ```sh
+//! sample --checkpoint runs/pgm-default/checkpoint              # samples from a trained model
+//! sample --random-init --preset pgm-cpu --steps 128            # throughput of a fresh model
+//! sample --compare --random-init --batch-size 8 --steps 128    # PGM against MDLM, and the ratio
+//! sample --compare --random-init --sweep-steps 32,64,128       # the table over steps, and a plot
+//! ```
 
+use clap::Parser;
+use cli::plot::{Plot, Series};
+use data::Tokenizer;
+use nn::ParamStore;
+use pgm::checkpoint::{self, Model};
+use pgm::config::{ModelConfig, ModelKind};
+use pgm::sampler::draw::DrawRule;
+use pgm::sampler::{flops, sample, Order, SampleOptions, SamplerKind};
+use serde::Serialize;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
+use tensor::{DType, Device, Rng};
+
+type Error = Box<dyn std::error::Error>;
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Sample from a PGM or MDLM and measure sampling throughput (tokens/s = batch·L / latency).",
+    long_about = "Sample from a PGM or MDLM and measure sampling throughput.\n\n\
+        Throughput is batch·L / latency of one batch, averaged over the timed batches after \
+        warm-up, as in the paper (which uses 2 warm-up and 20 timed batches of 32 at 128 steps \
+        on a fresh model; our defaults are 1 and 3, for a CPU). The decoded samples of the last \
+        batch go to stdout (or --output), then the report table (or, with --json, only the \
+        report as JSON); progress goes to stderr."
+)]
+struct Args {
+    /// A checkpoint directory (config.json + model.safetensors), e.g. runs/pgm-default/checkpoint.
+    #[arg(long, value_name = "DIR")]
+    checkpoint: Option<PathBuf>,
+    /// Use a freshly initialised model of --preset instead of a checkpoint (for throughput).
+    #[arg(long)]
+    random_init: bool,
+    /// The preset of --random-init (pgm-cpu, mdlm-cpu, pgm-default, pgm-tiny, …). Under
+    /// --compare, the PGM preset of the pair (default pgm-cpu against mdlm-cpu).
+    #[arg(long)]
+    preset: Option<String>,
+    /// ddpm, ddpm-cache (MDLM); naive, efficient-uniform, efficient-non-uniform (PGM).
+    /// Default: efficient-uniform for a PGM, ddpm-cache for an MDLM.
+    #[arg(long)]
+    sampler: Option<String>,
+    /// Denoising steps S (1..=L).
+    #[arg(long, default_value_t = 128)]
+    steps: usize,
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Timed batches (the paper: 20).
+    #[arg(long, default_value_t = 3)]
+    num_batches: usize,
+    /// Untimed warm-up batches before them (the paper: 2).
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// random, or left-to-right (the same number of positions per step, in order).
+    #[arg(long, default_value = "random")]
+    order: String,
+    /// Take the most likely token instead of drawing.
+    #[arg(long)]
+    greedy: bool,
+    /// Nucleus sampling: draw among the most likely tokens holding this much mass, in (0, 1].
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f64,
+    /// Text placed right after BOS; it starts the clean set and stays unchanged.
+    #[arg(long)]
+    prompt: Option<String>,
+    /// cpu (the CUDA backend has no kernels yet).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Write the decoded samples to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Print the report as JSON (and no samples on stdout).
+    #[arg(long)]
+    json: bool,
+    /// Run MDLM (ddpm-cache) and PGM (efficient-uniform) of matching size on the same settings
+    /// and print both and the ratio, measured and predicted by counting FLOPs.
+    #[arg(long)]
+    compare: bool,
+    /// Comma-separated step counts: the report over them, and a plot of throughput against steps.
+    #[arg(long, value_delimiter = ',', value_name = "S1,S2,…")]
+    sweep_steps: Vec<usize>,
+    /// Where --sweep-steps writes its plot.
+    #[arg(long, default_value = "runs/sampling-throughput.png")]
+    plot: PathBuf,
+}
+
+/// One timed configuration.
+#[derive(Serialize, Clone, Debug)]
+struct Report {
+    model: &'static str,
+    source: String,
+    params: usize,
+    sampler: &'static str,
+    steps: usize,
+    batch: usize,
+    seq_len: usize,
+    warmup: usize,
+    timed_batches: usize,
+    latency_mean_s: f64,
+    latency_std_s: f64,
+    tokens_per_s: f64,
+    /// Network runs per batch (the last batch).
+    model_calls: usize,
+    /// FLOPs of one batch by the count of `pgm::sampler::flops` (efficient-uniform and the lean
+    /// MDLM; null for other samplers).
+    predicted_gflop: Option<f64>,
+}
+
+/// A loaded model with what is needed to run and describe it.
+struct Loaded {
+    model: Model,
+    store: ParamStore,
+    source: String,
+}
 
 fn main() -> ExitCode {
-    eprintln!("sample: not available yet. The PGM and MDLM samplers build on the networks, which come next.");
-    ExitCode::from(2)
+    cli::alloc::keep_freed_buffers();
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Error> {
+    if args.device != "cpu" {
+        return Err(format!(
+            "device '{}' is not supported: the CUDA backend has storage but no kernels yet; use --device cpu",
+            args.device
+        )
+        .into());
+    }
+    if !(args.top_p > 0.0 && args.top_p <= 1.0) {
+        return Err(format!("--top-p must be in (0, 1], got {}", args.top_p).into());
+    }
+    if args.batch_size == 0 || args.num_batches == 0 {
+        return Err("--batch-size and --num-batches must be at least 1".into());
+    }
+    let sampler = args
+        .sampler
+        .as_deref()
+        .map(str::parse::<SamplerKind>)
+        .transpose()?;
+    let order = match args.order.as_str() {
+        "random" => Order::Random,
+        "left-to-right" => Order::LeftToRight,
+        o => return Err(format!("unknown --order '{o}' (random or left-to-right)").into()),
+    };
+    let steps_list = if args.sweep_steps.is_empty() {
+        vec![args.steps]
+    } else {
+        args.sweep_steps.clone()
+    };
+    let models = load_models(&args, sampler)?;
+    let mut reports: Vec<Report> = Vec::new();
+    let mut texts = Vec::new();
+    for &steps in &steps_list {
+        for (loaded, kind) in &models {
+            let (report, samples) = time_sampler(&args, loaded, *kind, order, steps)?;
+            reports.push(report);
+            texts = samples;
+        }
+    }
+    let ratios = ratios(&reports, &models);
+    if args.json {
+        let json = serde_json::json!({ "runs": reports, "ratios": ratios });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        if models.len() == 1 && steps_list.len() == 1 {
+            write_samples(&args, &texts)?;
+        }
+        print_table(&reports, &ratios);
+    }
+    if !args.sweep_steps.is_empty() {
+        write_plot(&args.plot, &reports)?;
+        eprintln!("plot: {}", args.plot.display());
+    }
+    Ok(())
+}
+
+/// The models to run, each with its sampler: one, or under --compare the PGM and MDLM pair.
+fn load_models(
+    args: &Args,
+    sampler: Option<SamplerKind>,
+) -> Result<Vec<(Loaded, SamplerKind)>, Error> {
+    if args.compare {
+        if args.checkpoint.is_some() || !args.random_init {
+            return Err("--compare measures fresh models: use it with --random-init (and optionally --preset, the PGM of the pair)".into());
+        }
+        if sampler.is_some() {
+            return Err(
+                "--compare runs ddpm-cache against efficient-uniform; leave out --sampler".into(),
+            );
+        }
+        let (pgm, mdlm) = matching_pair(args.preset.as_deref().unwrap_or("pgm-cpu"))?;
+        return Ok(vec![
+            (random_model(&mdlm, args.seed)?, SamplerKind::DdpmCache),
+            (
+                random_model(&pgm, args.seed)?,
+                SamplerKind::EfficientUniform,
+            ),
+        ]);
+    }
+    let loaded = match (&args.checkpoint, args.random_init, &args.preset) {
+        (Some(_), true, _) => {
+            return Err("give either --checkpoint or --random-init, not both".into())
+        }
+        (Some(dir), false, _) => {
+            let expect = sampler.map(|s| s.model_kind());
+            let (model, store) =
+                checkpoint::load(dir, expect, DType::F32, Device::Cpu).map_err(|e| {
+                    format!("{e} (sampler {})", sampler.map_or("default", |s| s.name()))
+                })?;
+            Loaded {
+                model,
+                store,
+                source: dir.display().to_string(),
+            }
+        }
+        (None, true, Some(preset)) => random_model(preset, args.seed)?,
+        (None, true, None) => {
+            return Err("--random-init needs --preset (e.g. pgm-cpu), or use --compare".into())
+        }
+        (None, false, _) => return Err("give --checkpoint DIR or --random-init --preset P".into()),
+    };
+    let kind = sampler.unwrap_or(match loaded.model.config().model {
+        ModelKind::Pgm => SamplerKind::EfficientUniform,
+        ModelKind::Mdlm => SamplerKind::DdpmCache,
+    });
+    Ok(vec![(loaded, kind)])
+}
+
+/// The PGM preset and the MDLM preset of matching size.
+fn matching_pair(pgm: &str) -> Result<(String, String), Error> {
+    let mdlm = match pgm {
+        "pgm-cpu" => "mdlm-cpu",
+        "pgm-default" => "mdlm-default",
+        "pgm-tiny" => "mdlm-tiny",
+        "pgm-6-6" | "pgm-8-8" | "pgm-6-6-d1024" => "mdlm-small",
+        other => {
+            return Err(format!(
+                "--compare needs the PGM preset of a pair (pgm-cpu, pgm-default, pgm-tiny, pgm-6-6, pgm-8-8), got '{other}'"
+            )
+            .into())
+        }
+    };
+    Ok((pgm.to_string(), mdlm.to_string()))
+}
+
+fn random_model(preset: &str, seed: u64) -> Result<Loaded, Error> {
+    let cfg = ModelConfig::preset(preset)?;
+    let (model, store) = Model::new(&cfg, DType::F32, Device::Cpu, seed)?;
+    Ok(Loaded {
+        model,
+        store,
+        source: format!("{preset} (random init)"),
+    })
+}
+
+/// The tokenizer of a vocabulary size, if one matches (byte: 259, gpt2: 50258).
+fn tokenizer(cfg: &ModelConfig) -> Result<Option<Box<dyn Tokenizer>>, Error> {
+    Ok(match cfg.vocab_size {
+        259 => Some(data::tokenizer_by_name("byte")?),
+        50258 => Some(data::tokenizer_by_name("gpt2")?),
+        _ => None,
+    })
+}
+
+/// Runs warm-up and timed batches of one sampler; returns the report and the decoded samples
+/// of the last batch.
+fn time_sampler(
+    args: &Args,
+    loaded: &Loaded,
+    kind: SamplerKind,
+    order: Order,
+    steps: usize,
+) -> Result<(Report, Vec<String>), Error> {
+    let cfg = loaded.model.config();
+    let tok = tokenizer(cfg)?;
+    let mut opts = SampleOptions::new(kind, steps, tok.as_ref().map_or(0, |t| t.bos()));
+    opts.order = order;
+    opts.draw = DrawRule {
+        greedy: args.greedy,
+        top_p: args.top_p,
+    };
+    if let Some(text) = &args.prompt {
+        let Some(t) = &tok else {
+            return Err(format!(
+                "--prompt needs a tokenizer, and a vocabulary of {} ids matches none",
+                cfg.vocab_size
+            )
+            .into());
+        };
+        opts.prompt = t
+            .encode(text)
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| (i + 1, id))
+            .collect();
+        if opts.prompt.len() + 1 >= cfg.seq_len {
+            return Err(format!(
+                "the prompt has {} tokens, and L = {} leaves no room to generate",
+                opts.prompt.len(),
+                cfg.seq_len
+            )
+            .into());
+        }
+    }
+    opts.validate(cfg).map_err(|e| format!("{e}"))?;
+    let mut rng = Rng::seed(args.seed);
+    let mut latencies = Vec::new();
+    let (mut last, total) = (None, args.warmup + args.num_batches);
+    for b in 0..total {
+        let phase = if b < args.warmup { "warm-up" } else { "timed" };
+        eprint!(
+            "{} {} S={steps}: batch {}/{total} ({phase}) … ",
+            model_name(cfg),
+            kind.name(),
+            b + 1
+        );
+        let start = Instant::now();
+        let out = sample(
+            &loaded.model,
+            &loaded.store,
+            &opts,
+            args.batch_size,
+            &mut rng,
+        )?;
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!("{secs:.2} s");
+        if b >= args.warmup {
+            latencies.push(secs);
+        }
+        last = Some(out);
+    }
+    let last = last.expect("at least one batch ran");
+    let n = latencies.len() as f64;
+    let mean = latencies.iter().sum::<f64>() / n;
+    let var = latencies.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    let per_row = match kind {
+        SamplerKind::EfficientUniform if opts.prompt.is_empty() => {
+            Some(flops::pgm_uniform_run(cfg, steps))
+        }
+        SamplerKind::Ddpm | SamplerKind::DdpmCache => Some(flops::mdlm_run(cfg, steps)),
+        _ => None,
+    };
+    let texts = last
+        .tokens
+        .iter()
+        .map(|row| match &tok {
+            Some(t) => t.decode(row),
+            None => format!("{row:?}"),
+        })
+        .collect();
+    let report = Report {
+        model: model_name(cfg),
+        source: loaded.source.clone(),
+        params: cfg.num_params(),
+        sampler: kind.name(),
+        steps,
+        batch: args.batch_size,
+        seq_len: cfg.seq_len,
+        warmup: args.warmup,
+        timed_batches: args.num_batches,
+        latency_mean_s: mean,
+        latency_std_s: var.sqrt(),
+        tokens_per_s: (args.batch_size * cfg.seq_len) as f64 / mean,
+        model_calls: last.model_calls,
+        predicted_gflop: per_row.map(|f| f * args.batch_size as f64 / 1e9),
+    };
+    Ok((report, texts))
+}
+
+fn model_name(cfg: &ModelConfig) -> &'static str {
+    match cfg.model {
+        ModelKind::Pgm => "pgm",
+        ModelKind::Mdlm => "mdlm",
+    }
+}
+
+/// PGM / MDLM at each step count, measured (throughput) and predicted (FLOPs), for --compare.
+#[derive(Serialize, Clone, Debug)]
+struct Ratio {
+    steps: usize,
+    measured: f64,
+    predicted: Option<f64>,
+}
+
+fn ratios(reports: &[Report], models: &[(Loaded, SamplerKind)]) -> Vec<Ratio> {
+    if models.len() != 2 {
+        return Vec::new();
+    }
+    reports
+        .chunks(2)
+        .map(|pair| {
+            let (mdlm, pgm) = (&pair[0], &pair[1]);
+            Ratio {
+                steps: pgm.steps,
+                measured: pgm.tokens_per_s / mdlm.tokens_per_s,
+                predicted: mdlm
+                    .predicted_gflop
+                    .zip(pgm.predicted_gflop)
+                    .map(|(m, p)| m / p),
+            }
+        })
+        .collect()
+}
+
+fn write_samples(args: &Args, texts: &[String]) -> Result<(), Error> {
+    let mut out = String::new();
+    for (i, t) in texts.iter().enumerate() {
+        out.push_str(&format!("=== sample {i} ===\n{t}\n"));
+    }
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, out).map_err(|e| format!("{}: {e}", path.display()))?;
+            eprintln!("samples: {}", path.display());
+        }
+        None => print!("{out}"),
+    }
+    Ok(())
+}
+
+fn print_table(reports: &[Report], ratios: &[Ratio]) {
+    println!(
+        "{:<5} {:>7} {:<22} {:>5} {:>5} {:>5} {:>20} {:>10} {:>6} {:>9}",
+        "model",
+        "params",
+        "sampler",
+        "steps",
+        "batch",
+        "L",
+        "latency (s)",
+        "tokens/s",
+        "calls",
+        "GFLOP"
+    );
+    for r in reports {
+        println!(
+            "{:<5} {:>6.2}M {:<22} {:>5} {:>5} {:>5} {:>11.3} ± {:<6.3} {:>10.1} {:>6} {:>9}",
+            r.model,
+            r.params as f64 / 1e6,
+            r.sampler,
+            r.steps,
+            r.batch,
+            r.seq_len,
+            r.latency_mean_s,
+            r.latency_std_s,
+            r.tokens_per_s,
+            r.model_calls,
+            r.predicted_gflop.map_or("-".into(), |g| format!("{g:.0}")),
+        );
+    }
+    for r in ratios {
+        println!(
+            "PGM / MDLM at {} steps: {:.2}x measured, {} predicted by FLOP count",
+            r.steps,
+            r.measured,
+            r.predicted.map_or("-".into(), |p| format!("{p:.2}x"))
+        );
+    }
+}
+
+fn write_plot(path: &std::path::Path, reports: &[Report]) -> Result<(), Error> {
+    let mut series: Vec<Series> = Vec::new();
+    for r in reports {
+        let name = format!("{} {}", r.model.to_uppercase(), r.sampler);
+        match series.iter_mut().find(|s| s.name == name) {
+            Some(s) => s.points.push((r.steps as f64, r.tokens_per_s)),
+            None => series.push(Series {
+                name,
+                points: vec![(r.steps as f64, r.tokens_per_s)],
+            }),
+        }
+    }
+    let r = &reports[0];
+    let plot = Plot {
+        title: format!("sampling throughput, batch {}, L = {}", r.batch, r.seq_len),
+        x_label: "steps".into(),
+        y_label: "tokens/s".into(),
+        series,
+        log_y: false,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    plot.write_png(path)
+        .map_err(|e| format!("{}: {e}", path.display()).into())
 }

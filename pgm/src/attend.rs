@@ -38,12 +38,26 @@ impl AttentionPattern {
         how: AttentionImpl,
         dtype: DType,
     ) -> Result<Self> {
-        let (q_cos, q_sin) = Tensor::rope_tables(q_pos, head_dim, ROPE_BASE, dtype)?;
-        let (k_cos, k_sin) = if q_pos.same_storage(k_pos) {
-            (q_cos.clone(), q_sin.clone())
+        let q_rope = Tensor::rope_tables(q_pos, head_dim, ROPE_BASE, dtype)?;
+        let k_rope = if q_pos.same_storage(k_pos) {
+            q_rope.clone()
         } else {
             Tensor::rope_tables(k_pos, head_dim, ROPE_BASE, dtype)?
         };
+        Self::from_tables(q_rope, k_rope, q_groups, k_groups, rule, head_dim, how)
+    }
+
+    /// The same pattern from RoPE tables already looked up (`(cos, sin)` of the queries
+    /// [B, Nq, d/2] and of the keys [B, Nk, d/2], e.g. from a [`RopeTable`]).
+    pub fn from_tables(
+        (q_cos, q_sin): (Tensor, Tensor),
+        (k_cos, k_sin): (Tensor, Tensor),
+        q_groups: &Tensor,
+        k_groups: &Tensor,
+        rule: GroupRule,
+        head_dim: usize,
+        how: AttentionImpl,
+    ) -> Result<Self> {
         let dense_mask = match how {
             AttentionImpl::Dense => Some(partition_mask(q_groups, k_groups, rule)?),
             AttentionImpl::Gathered => None,
@@ -78,6 +92,29 @@ impl AttentionPattern {
                 self.scale,
             ),
         }
+    }
+}
+
+/// The RoPE cos and sin of every position 0..len, computed once (a sampler asks for the same
+/// positions at every step) and looked up per token.
+pub struct RopeTable {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl RopeTable {
+    /// Tables for positions 0..len: cos and sin [len, head_dim / 2] in `dtype`.
+    pub fn new(len: usize, head_dim: usize, dtype: DType) -> Result<Self> {
+        let pos = Tensor::arange(len, tensor::Device::Cpu)?;
+        let (cos, sin) = Tensor::rope_tables(&pos, head_dim, ROPE_BASE, dtype)?;
+        Ok(RopeTable { cos, sin })
+    }
+    /// `(cos, sin)` of `positions` (U32 [B, N], each below len): [B, N, head_dim / 2] each.
+    pub fn lookup(&self, positions: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((
+            self.cos.embedding(positions)?,
+            self.sin.embedding(positions)?,
+        ))
     }
 }
 

@@ -12,14 +12,14 @@ use tensor::{Result, Rng};
 /// One DiT block: adaLN-modulated self-attention and MLP, each a gated residual branch.
 /// Names under `{name}`: norm1, norm2, attn_qkv, attn_out, mlp.{0,2}, adaLN_modulation.
 pub struct DitBlock {
-    norm1: LayerNorm,
-    norm2: LayerNorm,
-    attn_qkv: Linear,
-    attn_out: Linear,
-    mlp: Mlp,
-    ada_ln: AdaLn,
-    heads: usize,
-    dropout: f64,
+    pub(crate) norm1: LayerNorm,
+    pub(crate) norm2: LayerNorm,
+    pub(crate) attn_qkv: Linear,
+    pub(crate) attn_out: Linear,
+    pub(crate) mlp: Mlp,
+    pub(crate) ada_ln: AdaLn,
+    pub(crate) heads: usize,
+    pub(crate) dropout: f64,
 }
 
 impl DitBlock {
@@ -78,16 +78,16 @@ impl DitBlock {
 /// self-attention), then an MLP; adaLN modulates the query stream only.
 /// Names under `{name}`: q_norm1, kv_norm1, norm2, attn_q, attn_kv, attn_out, mlp, adaLN_modulation.
 pub struct DecoderBlock {
-    q_norm1: LayerNorm,
-    kv_norm1: LayerNorm,
-    norm2: LayerNorm,
-    attn_q: Linear,
-    attn_kv: Linear,
-    attn_out: Linear,
-    mlp: Mlp,
-    ada_ln: AdaLn,
-    heads: usize,
-    dropout: f64,
+    pub(crate) q_norm1: LayerNorm,
+    pub(crate) kv_norm1: LayerNorm,
+    pub(crate) norm2: LayerNorm,
+    pub(crate) attn_q: Linear,
+    pub(crate) attn_kv: Linear,
+    pub(crate) attn_out: Linear,
+    pub(crate) mlp: Mlp,
+    pub(crate) ada_ln: AdaLn,
+    pub(crate) heads: usize,
+    pub(crate) dropout: f64,
 }
 
 impl DecoderBlock {
@@ -153,9 +153,9 @@ impl DecoderBlock {
 /// LayerNorm → modulate (shift, scale from a zero-init adaLN) → Linear(D, V), zero-init.
 /// Names: output_layer.{norm_final, linear, adaLN_modulation}.
 pub struct FinalLayer {
-    norm: LayerNorm,
-    linear: Linear,
-    ada_ln: AdaLn,
+    pub(crate) norm: LayerNorm,
+    pub(crate) linear: Linear,
+    pub(crate) ada_ln: AdaLn,
 }
 
 impl FinalLayer {

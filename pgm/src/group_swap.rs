@@ -95,26 +95,57 @@ impl GroupSwap {
         k_groups: &Tensor,
         pattern: &AttentionPattern,
     ) -> Result<Var> {
-        let (b, m, d) = (q_pos.dims()[0], q_pos.dims()[1], h.dims()[2]);
-        let mut q0 = p.get(&self.base)?.broadcast_as([b, m, d])?;
-        if self.mode != PreQueryMode::Learn {
-            let pos: Vec<f64> = q_pos.to_vec::<u32>()?.into_iter().map(f64::from).collect();
-            let feats = sinusoidal_features(&pos, d, h.value().dtype(), h.value().device())?
-                .reshape([b, m, d])?;
-            q0 = q0.add(&Var::constant(feats))?;
-        }
-        if matches!(
-            self.mode,
-            PreQueryMode::LearnFreqsMean | PreQueryMode::LearnFreqsLogsumexp
-        ) {
+        let mut q0 = self.pre_queries(p, q_pos, h.value().dtype())?;
+        if !self.queries_depend_on_position_only() {
             q0 = q0.add(&other_group_summary(h, q_groups, k_groups, self.mode)?)?;
         }
-        let q0 = self.pre_query_norm.forward(p, &q0)?;
-        let q = match &self.query_processor {
-            QueryProc::Linear(l) => l.forward(p, &q0)?,
-            QueryProc::Mlp4(a, b) => b.forward(p, &a.forward(p, &q0)?.silu()?)?,
-        };
-        let q = split_heads(&q, 1, self.heads)?.remove(0);
+        self.attend(p, h, &self.process_queries(p, &q0)?, pattern)
+    }
+
+    /// Whether a query depends on its position only (modes `learn` and `learn+freqs`), so that
+    /// a sampler may compute the queries of every position once ([`GroupSwap::query_table`]).
+    pub fn queries_depend_on_position_only(&self) -> bool {
+        matches!(self.mode, PreQueryMode::Learn | PreQueryMode::LearnFreqs)
+    }
+
+    /// The processed queries of positions 0..len, [len, D], for the modes whose queries depend
+    /// on the position only; None for the modes that add a summary of the encoder states.
+    pub fn query_table(&self, p: &Bound, len: usize, dtype: DType) -> Result<Option<Var>> {
+        if !self.queries_depend_on_position_only() {
+            return Ok(None);
+        }
+        let pos = Tensor::arange(len, tensor::Device::Cpu)?.unsqueeze(0)?; // [1, len]
+        let q = self.process_queries(p, &self.pre_queries(p, &pos, dtype)?)?;
+        Ok(Some(q.squeeze(0)?))
+    }
+
+    /// The pre-queries base + f(p) at `q_pos` [B, M] → [B, M, D] (no encoder summary).
+    fn pre_queries(&self, p: &Bound, q_pos: &Tensor, dtype: DType) -> Result<Var> {
+        let base = p.get(&self.base)?;
+        let (b, m, d) = (q_pos.dims()[0], q_pos.dims()[1], base.dims()[1]);
+        let q0 = base.broadcast_as([b, m, d])?;
+        if self.mode == PreQueryMode::Learn {
+            return Ok(q0);
+        }
+        let pos: Vec<f64> = q_pos.to_vec::<u32>()?.into_iter().map(f64::from).collect();
+        let feats =
+            sinusoidal_features(&pos, d, dtype, base.value().device())?.reshape([b, m, d])?;
+        q0.add(&Var::constant(feats))
+    }
+
+    /// Pre-query norm and query processor: [B, M, D] → [B, M, D].
+    fn process_queries(&self, p: &Bound, q0: &Var) -> Result<Var> {
+        let q0 = self.pre_query_norm.forward(p, q0)?;
+        match &self.query_processor {
+            QueryProc::Linear(l) => l.forward(p, &q0),
+            QueryProc::Mlp4(a, b) => b.forward(p, &a.forward(p, &q0)?.silu()?),
+        }
+    }
+
+    /// Cross-attention of the processed queries q [B, M, D] to the encoder output h [B, N, D]
+    /// → the query stream [B, M, D].
+    pub fn attend(&self, p: &Bound, h: &Var, q: &Var, pattern: &AttentionPattern) -> Result<Var> {
+        let q = split_heads(q, 1, self.heads)?.remove(0);
         let kv = split_heads(&self.hidden_to_kv.forward(p, h)?, 2, self.heads)?;
         self.output_linear
             .forward(p, &merge_heads(&pattern.attend(&q, &kv[0], &kv[1])?)?)

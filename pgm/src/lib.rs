@@ -2,7 +2,8 @@
 //!
 //! The networks of SPEC §3–5: the partition generative model ([`PgmNetwork`]) and the
 //! masked-diffusion baseline ([`MdlmNetwork`]), their configurations and presets ([`config`]),
-//! the noise schedule ([`schedule`]) and the losses ([`loss`]). Checkpoints: [`checkpoint`].
+//! the noise schedule ([`schedule`]), the losses ([`loss`]) and the samplers of SPEC §6
+//! ([`sampler`]). Checkpoints: [`checkpoint`].
 
 pub mod attend;
 pub mod blocks;
@@ -13,6 +14,7 @@ pub mod loss;
 pub mod mdlm_net;
 pub mod output;
 pub mod pgm_net;
+pub mod sampler;
 pub mod schedule;
 pub mod trainer;
 

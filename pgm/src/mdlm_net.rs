@@ -14,10 +14,10 @@ use tensor::{bail_shape, Device, Error, GroupRule, Result, Rng, Tensor};
 /// The masked-diffusion DiT; its weights live in the `ParamStore` made with it.
 pub struct MdlmNetwork {
     pub config: ModelConfig,
-    embed: Embedding,
-    sigma_map: TimestepEmbedder,
-    blocks: Vec<DitBlock>,
-    output: FinalLayer,
+    pub(crate) embed: Embedding,
+    pub(crate) sigma_map: TimestepEmbedder,
+    pub(crate) blocks: Vec<DitBlock>,
+    pub(crate) output: FinalLayer,
 }
 
 impl MdlmNetwork {

@@ -19,12 +19,12 @@ use tensor::{bail_shape, Device, Error, GroupRule, Result, Rng, Tensor, PAD_GROU
 /// A partition generative model; its weights live in the `ParamStore` made with it.
 pub struct PgmNetwork {
     pub config: ModelConfig,
-    embed: Embedding,
-    sigma_map: TimestepEmbedder,
-    encoder: Vec<DitBlock>,
-    group_swap: GroupSwap,
-    decoder: Vec<DecoderBlock>,
-    output: FinalLayer,
+    pub(crate) embed: Embedding,
+    pub(crate) sigma_map: TimestepEmbedder,
+    pub(crate) encoder: Vec<DitBlock>,
+    pub(crate) group_swap: GroupSwap,
+    pub(crate) decoder: Vec<DecoderBlock>,
+    pub(crate) output: FinalLayer,
 }
 
 /// The clean set and the query positions of an inference step (SPEC §4, inference inputs).
