@@ -5,35 +5,101 @@ use super::{Float, PARALLEL_MIN_ELEMS};
 use crate::op::UnaryOp;
 use crate::{Layout, WithDType};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Elements per rayon task for elementwise work.
 const CHUNK: usize = 1 << 13;
 
-/// out[i] = f(x[i]) over a contiguous slice, in parallel when large.
-pub fn map<T: Copy + Send + Sync, O: Copy + Send + Sync + Default>(
+/// out[i] = f(x[i]) over a contiguous slice, in parallel when large. The results are written
+/// straight into the new allocation (no zero-fill pass first: that pass cost as much as a
+/// cheap map itself).
+pub fn map<T: Copy + Send + Sync, O: Copy + Send + Sync>(
     x: &[T],
     f: impl Fn(T) -> O + Sync,
 ) -> Vec<O> {
-    let mut out = vec![O::default(); x.len()];
-    if x.len() >= PARALLEL_MIN_ELEMS {
-        out.par_chunks_mut(CHUNK)
+    let n = x.len();
+    let mut out: Vec<O> = Vec::with_capacity(n);
+    let slots = &mut out.spare_capacity_mut()[..n];
+    let work = |o: &mut [MaybeUninit<O>], x: &[T]| {
+        o.iter_mut().zip(x).for_each(|(o, &x)| {
+            o.write(f(x));
+        });
+    };
+    if n >= PARALLEL_MIN_ELEMS {
+        slots
+            .par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
-            .for_each(|(o, x)| {
-                o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x));
-            });
+            .for_each(|(o, x)| work(o, x));
     } else {
-        out.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x));
+        work(slots, x);
     }
+    // SAFETY: `slots` and `x` both hold n elements and were cut into chunks of the same
+    // lengths, so the zips above wrote every one of the n slots.
+    unsafe { out.set_len(n) };
     out
+}
+
+/// Expands `$body` once per unary op with `$op` a constant, so that each loop body is
+/// straight-line code the compiler can vectorise (a `match` per element would stop that).
+macro_rules! for_each_unary_op {
+    ($op:expr, |$c:ident| $body:expr) => {
+        match $op {
+            UnaryOp::Neg => {
+                const $c: UnaryOp = UnaryOp::Neg;
+                $body
+            }
+            UnaryOp::Exp => {
+                const $c: UnaryOp = UnaryOp::Exp;
+                $body
+            }
+            UnaryOp::Log => {
+                const $c: UnaryOp = UnaryOp::Log;
+                $body
+            }
+            UnaryOp::Sqrt => {
+                const $c: UnaryOp = UnaryOp::Sqrt;
+                $body
+            }
+            UnaryOp::Sqr => {
+                const $c: UnaryOp = UnaryOp::Sqr;
+                $body
+            }
+            UnaryOp::Recip => {
+                const $c: UnaryOp = UnaryOp::Recip;
+                $body
+            }
+            UnaryOp::Tanh => {
+                const $c: UnaryOp = UnaryOp::Tanh;
+                $body
+            }
+            UnaryOp::Sigmoid => {
+                const $c: UnaryOp = UnaryOp::Sigmoid;
+                $body
+            }
+            UnaryOp::Silu => {
+                const $c: UnaryOp = UnaryOp::Silu;
+                $body
+            }
+            UnaryOp::GeluTanh => {
+                const $c: UnaryOp = UnaryOp::GeluTanh;
+                $body
+            }
+        }
+    };
 }
 
 /// y = op(x) over a contiguous slice.
 pub fn unary<T: Float>(x: &[T], op: UnaryOp) -> Vec<T> {
-    map(x, |x| op.forward(x))
+    for_each_unary_op!(op, |OP| map(x, |x| OP.forward(x)))
 }
 
 /// The backward of a unary op in one pass: dx = dy · op'(x), all three contiguous.
 pub fn unary_backward<T: Float>(x: &[T], y: &[T], dy: &[T], op: UnaryOp) -> Vec<T> {
+    for_each_unary_op!(op, |OP| unary_backward_of(x, y, dy, OP))
+}
+
+#[inline(always)]
+fn unary_backward_of<T: Float>(x: &[T], y: &[T], dy: &[T], op: UnaryOp) -> Vec<T> {
     let mut out = vec![T::ZERO; x.len()];
     let work = |o: &mut [T], x: &[T], y: &[T], dy: &[T]| {
         for i in 0..o.len() {
@@ -82,19 +148,24 @@ where
             &a[la.offset()..la.offset() + n],
             &b[lb.offset()..lb.offset() + n],
         );
-        let mut out = vec![O::default(); n];
-        let work = |(o, (a, b)): (&mut [O], (&[A], &[B]))| {
-            o.iter_mut()
-                .zip(a.iter().zip(b))
-                .for_each(|(o, (&a, &b))| *o = f(a, b));
+        let mut out: Vec<O> = Vec::with_capacity(n);
+        let slots = &mut out.spare_capacity_mut()[..n];
+        let work = |(o, (a, b)): (&mut [MaybeUninit<O>], (&[A], &[B]))| {
+            o.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| {
+                o.write(f(a, b));
+            });
         };
         if n >= PARALLEL_MIN_ELEMS {
-            out.par_chunks_mut(CHUNK)
+            slots
+                .par_chunks_mut(CHUNK)
                 .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
                 .for_each(work);
         } else {
-            work((&mut out, (a, b)));
+            work((slots, (a, b)));
         }
+        // SAFETY: `slots`, `a` and `b` all hold n elements, cut into chunks of the same
+        // lengths, so the zips above wrote every one of the n slots (as in `map`).
+        unsafe { out.set_len(n) };
         return out;
     }
     let (starts, row_len) = row_starts(&[la, lb]);
