@@ -3,11 +3,8 @@
 
 use crate::config::AttentionImpl;
 use autograd::Var;
-use nn::attention::{masked_attention, partition_attention, partition_mask};
+use nn::attention::{masked_attention, partition_attention, partition_mask, rope_tables};
 use tensor::{DType, GroupRule, Result, Tensor};
-
-/// RoPE base (SPEC §3).
-pub const ROPE_BASE: f64 = 10000.0;
 
 /// Everything an attention layer needs besides q, k and v.
 pub struct AttentionPattern {
@@ -38,11 +35,11 @@ impl AttentionPattern {
         how: AttentionImpl,
         dtype: DType,
     ) -> Result<Self> {
-        let q_rope = Tensor::rope_tables(q_pos, head_dim, ROPE_BASE, dtype)?;
+        let q_rope = rope_tables(q_pos, head_dim, dtype)?;
         let k_rope = if q_pos.same_storage(k_pos) {
             q_rope.clone()
         } else {
-            Tensor::rope_tables(k_pos, head_dim, ROPE_BASE, dtype)?
+            rope_tables(k_pos, head_dim, dtype)?
         };
         Self::from_tables(q_rope, k_rope, q_groups, k_groups, rule, head_dim, how)
     }
@@ -106,7 +103,7 @@ impl RopeTable {
     /// Tables for positions 0..len: cos and sin [len, head_dim / 2] in `dtype`.
     pub fn new(len: usize, head_dim: usize, dtype: DType) -> Result<Self> {
         let pos = Tensor::arange(len, tensor::Device::Cpu)?;
-        let (cos, sin) = Tensor::rope_tables(&pos, head_dim, ROPE_BASE, dtype)?;
+        let (cos, sin) = rope_tables(&pos, head_dim, dtype)?;
         Ok(RopeTable { cos, sin })
     }
     /// `(cos, sin)` of `positions` (U32 [B, N], each below len): [B, N, head_dim / 2] each.
