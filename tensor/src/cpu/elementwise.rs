@@ -150,7 +150,7 @@ where
         );
         let mut out: Vec<O> = Vec::with_capacity(n);
         let slots = &mut out.spare_capacity_mut()[..n];
-        let work = |(o, (a, b)): (&mut [MaybeUninit<O>], (&[A], &[B]))| {
+        let work = |o: &mut [MaybeUninit<O>], a: &[A], b: &[B]| {
             o.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| {
                 o.write(f(a, b));
             });
@@ -159,9 +159,9 @@ where
             slots
                 .par_chunks_mut(CHUNK)
                 .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-                .for_each(work);
+                .for_each(|(o, (a, b))| work(o, a, b));
         } else {
-            work((slots, (a, b)));
+            work(slots, a, b);
         }
         // SAFETY: `slots`, `a` and `b` all hold n elements, cut into chunks of the same
         // lengths, so the zips above wrote every one of the n slots (as in `map`).
