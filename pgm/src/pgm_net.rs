@@ -41,6 +41,40 @@ pub struct InferenceInput<'a> {
     pub query_len: Option<&'a [usize]>,
 }
 
+impl InferenceInput<'_> {
+    /// The group ids of the clean tokens (0) and of the queries (1), [B, N] and [B, M] (U8),
+    /// with pads in `PAD_GROUP`, after checking that the shapes agree (`op` names the caller).
+    pub(crate) fn groups(&self, op: &'static str) -> Result<(Tensor, Tensor)> {
+        let (b, n) = (self.tokens.dims()[0], self.tokens.dims()[1]);
+        let m = self.query_positions.dims()[1];
+        if self.positions.dims() != self.tokens.dims()
+            || self.query_positions.dims()[0] != b
+            || self.clean_len.len() != b
+        {
+            bail_shape!(
+                op,
+                "tokens {:?}, positions {:?}, query positions {:?}, {} clean lengths",
+                self.tokens.shape(),
+                self.positions.shape(),
+                self.query_positions.shape(),
+                self.clean_len.len()
+            );
+        }
+        let groups = |width: usize, len: &dyn Fn(usize) -> usize, group: u8| {
+            let ids: Vec<u8> = (0..b * width)
+                .map(|i| match i % width < len(i / width) {
+                    true => group,
+                    false => PAD_GROUP,
+                })
+                .collect();
+            Tensor::from_vec(ids, [b, width], Device::Cpu)
+        };
+        let clean = groups(n, &|r| self.clean_len[r].min(n), 0)?;
+        let queries = groups(m, &|r| self.query_len.map_or(m, |q| q[r].min(m)), 1)?;
+        Ok((clean, queries))
+    }
+}
+
 impl PgmNetwork {
     /// A freshly initialised network and its parameters.
     pub fn new(config: &ModelConfig, store: &mut ParamStore, rng: &mut Rng) -> Result<Self> {
@@ -106,35 +140,7 @@ impl PgmNetwork {
     /// Inference forward: the clean set and the query positions → log-probabilities [B, M, V]
     /// at the query positions. Records no tape when `p` was bound without one.
     pub fn forward_inference(&self, p: &Bound, input: &InferenceInput) -> Result<Var> {
-        let (b, n) = (input.tokens.dims()[0], input.tokens.dims()[1]);
-        let m = input.query_positions.dims()[1];
-        if input.positions.dims() != input.tokens.dims()
-            || input.query_positions.dims()[0] != b
-            || input.clean_len.len() != b
-        {
-            bail_shape!(
-                "pgm inference",
-                "tokens {:?}, positions {:?}, query positions {:?}, {} clean lengths",
-                input.tokens.shape(),
-                input.positions.shape(),
-                input.query_positions.shape(),
-                input.clean_len.len()
-            );
-        }
-        let groups = |len: &dyn Fn(usize) -> usize, width: usize, g: u8| -> Result<Tensor> {
-            let v: Vec<u8> = (0..b * width)
-                .map(|i| {
-                    if i % width < len(i / width) {
-                        g
-                    } else {
-                        PAD_GROUP
-                    }
-                })
-                .collect();
-            Tensor::from_vec(v, [b, width], Device::Cpu)
-        };
-        let clean_groups = groups(&|r| input.clean_len[r].min(n), n, 0)?;
-        let query_groups = groups(&|r| input.query_len.map_or(m, |q| q[r].min(m)), m, 1)?;
+        let (clean_groups, query_groups) = input.groups("pgm inference")?;
         self.run(
             p,
             input.tokens,

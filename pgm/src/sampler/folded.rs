@@ -27,7 +27,7 @@ use crate::pgm_net::{InferenceInput, PgmNetwork};
 use autograd::Var;
 use nn::layers::{LayerNorm, Linear, LAYER_NORM_EPS};
 use nn::Bound;
-use tensor::{bail_shape, DType, Device, GroupRule, Result, Tensor, PAD_GROUP};
+use tensor::{DType, Device, GroupRule, Result, Tensor};
 
 /// A LayerNorm whose constant modulation is folded in: y = LN(x)·weight + bias.
 struct Norm {
@@ -217,20 +217,6 @@ impl FoldedOutput {
     }
 }
 
-/// Group ids [B, width]: `group` for the first `len(row)` entries of each row, pads after.
-fn groups(b: usize, width: usize, len: impl Fn(usize) -> usize, group: u8) -> Result<Tensor> {
-    let v: Vec<u8> = (0..b * width)
-        .map(|i| {
-            if i % width < len(i / width) {
-                group
-            } else {
-                PAD_GROUP
-            }
-        })
-        .collect();
-    Tensor::from_vec(v, [b, width], Device::Cpu)
-}
-
 /// A PGM ready to sample: `forward` gives the same log-probabilities as
 /// `PgmNetwork::forward_inference`, recomputing nothing constant.
 pub struct FoldedPgm<'a> {
@@ -275,24 +261,8 @@ impl<'a> FoldedPgm<'a> {
     /// The clean set and query positions → log-probabilities [B, M, V] at the queries (the
     /// rows of pad queries hold values to ignore). Positions must be below L.
     pub fn forward(&self, input: &InferenceInput) -> Result<Tensor> {
-        let (b, n) = (input.tokens.dims()[0], input.tokens.dims()[1]);
-        let m = input.query_positions.dims()[1];
-        if input.positions.dims() != input.tokens.dims()
-            || input.query_positions.dims()[0] != b
-            || input.clean_len.len() != b
-        {
-            bail_shape!(
-                "folded pgm",
-                "tokens {:?}, positions {:?}, query positions {:?}, {} clean lengths",
-                input.tokens.shape(),
-                input.positions.shape(),
-                input.query_positions.shape(),
-                input.clean_len.len()
-            );
-        }
+        let (clean_groups, query_groups) = input.groups("folded pgm")?;
         let (hd, how) = (self.net.config.head_dim(), self.net.config.attention);
-        let clean_groups = groups(b, n, |r| input.clean_len[r].min(n), 0)?;
-        let query_groups = groups(b, m, |r| input.query_len.map_or(m, |q| q[r].min(m)), 1)?;
         let k_rope = self.rope.lookup(input.positions)?;
         let q_rope = self.rope.lookup(input.query_positions)?;
         let same = GroupRule::Same;
