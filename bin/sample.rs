@@ -18,12 +18,15 @@ use pgm::config::{ModelConfig, ModelKind};
 use pgm::sampler::draw::DrawRule;
 use pgm::sampler::{flops, sample, Order, SampleOptions, SamplerKind};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 use tensor::{DType, Device, Rng};
 
 type Error = Box<dyn std::error::Error>;
+
+/// Where `cargo run --release --bin train` (no arguments) leaves its model.
+const DEFAULT_CHECKPOINT: &str = "runs/pgm-default/checkpoint";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,7 +39,8 @@ type Error = Box<dyn std::error::Error>;
         report as JSON); progress goes to stderr."
 )]
 struct Args {
-    /// A checkpoint directory (config.json + model.safetensors), e.g. runs/pgm-default/checkpoint.
+    /// A checkpoint directory (config.json + model.safetensors). Default: the default training
+    /// run's, runs/pgm-default/checkpoint, when it exists and --random-init is not given.
     #[arg(long, value_name = "DIR")]
     checkpoint: Option<PathBuf>,
     /// Use a freshly initialised model of --preset instead of a checkpoint (for throughput).
@@ -215,7 +219,16 @@ fn load_models(
             ),
         ]);
     }
-    let loaded = match (&args.checkpoint, args.random_init, &args.preset) {
+    // With neither source given, sample from the default training run if it is there.
+    let default_run = Path::new(DEFAULT_CHECKPOINT);
+    let checkpoint = match (&args.checkpoint, args.random_init) {
+        (None, false) if default_run.join("config.json").is_file() => {
+            eprintln!("sampling from {DEFAULT_CHECKPOINT} (the default training run)");
+            Some(default_run.to_path_buf())
+        }
+        _ => args.checkpoint.clone(),
+    };
+    let loaded = match (&checkpoint, args.random_init, &args.preset) {
         (Some(_), true, _) => {
             return Err("give either --checkpoint or --random-init, not both".into())
         }
@@ -235,7 +248,13 @@ fn load_models(
         (None, true, None) => {
             return Err("--random-init needs --preset (e.g. pgm-cpu), or use --compare".into())
         }
-        (None, false, _) => return Err("give --checkpoint DIR or --random-init --preset P".into()),
+        (None, false, _) => {
+            return Err(format!(
+                "no model: give --checkpoint DIR or --random-init --preset P, or train the \
+                 default run first (cargo run --release --bin train writes {DEFAULT_CHECKPOINT})"
+            )
+            .into())
+        }
     };
     let kind = sampler.unwrap_or(match loaded.model.config().model {
         ModelKind::Pgm => SamplerKind::EfficientUniform,
