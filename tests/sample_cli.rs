@@ -45,8 +45,14 @@ fn bad_flags_are_clear_errors() {
     let (code, _, err) = sample(&["--checkpoint", "/no/such/dir"]);
     assert_eq!(code, 2);
     assert!(err.contains("no such checkpoint directory"), "{err}");
-    let (code, _, err) = sample(&["--steps", "4"]);
-    assert_eq!(code, 2);
+    // No model given, and no default run in the working directory to fall back on.
+    let out = Command::new(env!("CARGO_BIN_EXE_sample"))
+        .args(["--steps", "4"])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("--checkpoint DIR or --random-init"), "{err}");
 }
 
