@@ -20,12 +20,20 @@ pub fn layer_norm<T: Float>(
     let n = T::from_f64(cols as f64);
     type Row<'a, T> = ((&'a mut [T], &'a mut (T, T)), &'a [T]);
     let work = |((y, st), x): Row<T>| {
-        let mean = x.iter().copied().sum::<T>() / n;
-        let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<T>() / n;
+        let mean = sum_of(x, |v| v) / n;
+        let var = sum_of(x, |v| (v - mean) * (v - mean)) / n;
         let rstd = T::ONE / (var + T::from_f64(eps)).sqrt();
-        for i in 0..cols {
-            let shift = b.map_or(T::ZERO, |b| b[i]);
-            y[i] = (x[i] - mean) * rstd * w[i] + shift;
+        match b {
+            Some(b) => {
+                for (((y, &x), &w), &b) in y.iter_mut().zip(x).zip(w).zip(b) {
+                    *y = (x - mean) * rstd * w + b;
+                }
+            }
+            None => {
+                for ((y, &x), &w) in y.iter_mut().zip(x).zip(w) {
+                    *y = (x - mean) * rstd * w;
+                }
+            }
         }
         *st = (mean, rstd);
     };
@@ -44,6 +52,22 @@ pub fn layer_norm<T: Float>(
     }
     let (mean, rstd) = stats.into_iter().unzip();
     (y, mean, rstd)
+}
+
+/// Σ f(x_i) with eight running sums, so the loop vectorises (a single running sum is a chain
+/// of dependent additions the compiler may not reorder).
+#[inline(always)]
+fn sum_of<T: Float>(x: &[T], f: impl Fn(T) -> T) -> T {
+    let mut acc = [T::ZERO; 8];
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = *a + f(v);
+        }
+    }
+    let tail_sum = tail.iter().fold(T::ZERO, |s, &v| s + f(v));
+    acc.iter().fold(tail_sum, |s, &a| s + a)
 }
 
 /// Returns (dx [rows, cols], dweight [cols], dbias [cols]).
