@@ -63,7 +63,7 @@ fn sum_of<T: Float>(x: &[T], f: impl Fn(T) -> T) -> T {
     let tail = chunks.remainder();
     for c in chunks {
         for (a, &v) in acc.iter_mut().zip(c) {
-            *a = *a + f(v);
+            *a += f(v);
         }
     }
     let tail_sum = tail.iter().fold(T::ZERO, |s, &v| s + f(v));
