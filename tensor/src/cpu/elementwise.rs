@@ -176,8 +176,24 @@ where
     }
     let work = |(r, o): (usize, &mut [O])| {
         let (oa, ob) = (starts[0][r], starts[1][r]);
-        for (j, o) in o.iter_mut().enumerate() {
-            *o = f(a[oa + j * sa], b[ob + j * sb]);
+        match (sa, sb) {
+            // The common cases (a bias row, a per-row scalar) as slice loops that vectorise.
+            (1, 1) => {
+                let rows = a[oa..oa + row_len].iter().zip(&b[ob..ob + row_len]);
+                o.iter_mut()
+                    .zip(rows)
+                    .for_each(|(o, (&a, &b))| *o = f(a, b));
+            }
+            (1, 0) => {
+                let b = b[ob];
+                let row = &a[oa..oa + row_len];
+                o.iter_mut().zip(row).for_each(|(o, &a)| *o = f(a, b));
+            }
+            _ => {
+                for (j, o) in o.iter_mut().enumerate() {
+                    *o = f(a[oa + j * sa], b[ob + j * sb]);
+                }
+            }
         }
     };
     if n >= PARALLEL_MIN_ELEMS {
