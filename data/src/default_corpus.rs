@@ -29,10 +29,10 @@
 use crate::english::EnglishGrammar;
 use crate::error::{DataError, Result};
 use crate::format::{write_tokens, TokenFile, TokenFormat};
-use crate::rng::Rng;
 use crate::tokenizer::ByteTokenizer;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use tensor::Rng;
 
 /// Bumped whenever the grammar, the seed or the sizes change (older corpora are regenerated).
 pub const CORPUS_VERSION: u32 = 1;

@@ -47,8 +47,8 @@
 use crate::error::{DataError, Result};
 use crate::grammar::{is_punctuation, Grammar, GrammarBuilder};
 use crate::ll1::Ll1Table;
-use crate::rng::Rng;
 use std::sync::OnceLock;
+use tensor::Rng;
 
 const ZIPF: f64 = 0.9;
 

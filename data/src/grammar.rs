@@ -31,9 +31,9 @@
 //! terminal string has at most one leftmost derivation.
 
 use crate::error::{DataError, Result};
-use crate::rng::Rng;
 use std::collections::HashMap;
 use std::ops::Range;
+use tensor::Rng;
 
 /// A right-hand-side symbol: a terminal id or a nonterminal id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -260,7 +260,7 @@ impl Grammar {
                     let k = if range.len() == 1 {
                         0
                     } else {
-                        let u = rng.next_f64();
+                        let u = rng.uniform();
                         self.cdf[x as usize]
                             .partition_point(|&c| c <= u)
                             .min(range.len() - 1)

@@ -21,7 +21,7 @@
 //! 6. [`prepare`] — the library side of the `prepare` binary: finding text files and
 //!    tokenizing documents in parallel.
 //!
-//! [`rng`] is the crate's small seeded generator (xoshiro256++), whose state is serialisable.
+//! Randomness (the corpus, the data order) comes from [`Rng`], the tensor crate's seeded generator.
 //! Errors are one type, [`DataError`]; each message names the file and the problem.
 //!
 //! ```no_run
@@ -45,7 +45,6 @@ pub mod grammar;
 pub mod ll1;
 pub mod order;
 pub mod prepare;
-pub mod rng;
 pub mod tokenizer;
 pub mod windows;
 
@@ -56,6 +55,6 @@ pub use format::{write_tokens, TokenFile, TokenFormat, TokenWriter};
 pub use grammar::{Grammar, GrammarBuilder};
 pub use ll1::Ll1Table;
 pub use order::{BatchOrder, OrderState};
-pub use rng::Rng;
+pub use tensor::Rng;
 pub use tokenizer::{tokenizer_by_name, ByteTokenizer, Gpt2Tokenizer, Tokenizer};
 pub use windows::Windows;

@@ -14,8 +14,8 @@
 //! window (the current permutation).
 
 use crate::error::{DataError, Result};
-use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
+use tensor::Rng;
 
 /// Where a [`BatchOrder`] stands; what a checkpoint stores.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

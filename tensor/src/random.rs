@@ -12,20 +12,29 @@ pub struct Rng {
     s: [u64; 4],
 }
 
+/// One step of SplitMix64: advances `state` and returns a well-mixed 64-bit value.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut x = *state;
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
 impl Rng {
-    /// A generator whose state is derived from `seed` with SplitMix64 (never all zeros).
+    /// A generator whose state is derived from `seed` with SplitMix64 (never all zeros). The
+    /// stream of a seed is fixed for good: the built-in corpus and data orders depend on it.
     pub fn seed(seed: u64) -> Rng {
         let mut z = seed;
-        let mut next = || {
-            z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut x = z;
-            x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            x ^ (x >> 31)
-        };
         Rng {
-            s: [next(), next(), next(), next()],
+            s: [0; 4].map(|_| splitmix64(&mut z)),
         }
+    }
+    /// An independent generator for the pair (`seed`, `stream`), e.g. (run seed, epoch).
+    pub fn seed_stream(seed: u64, stream: u64) -> Rng {
+        let mut z = seed;
+        let mut mixed = splitmix64(&mut z) ^ stream.wrapping_mul(0xD605_BBB5_8C8A_BBDB);
+        Rng::seed(splitmix64(&mut mixed))
     }
     /// The full state, for checkpoints.
     pub fn state(&self) -> [u64; 4] {
@@ -51,6 +60,27 @@ impl Rng {
     /// A uniform draw in [0, 1) with 53 random bits.
     pub fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+    /// A uniform integer in `0..n` without modulo bias (Lemire's method with rejection); 0
+    /// when `n == 0`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            return 0;
+        }
+        let threshold = n.wrapping_neg() % n;
+        loop {
+            let m = (self.next_u64() as u128) * (n as u128);
+            if (m as u64) >= threshold {
+                return (m >> 64) as u64;
+            }
+        }
+    }
+    /// Shuffles `items` in place (Fisher–Yates), uniformly over all permutations.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            items.swap(i, j);
+        }
     }
 }
 
@@ -132,6 +162,28 @@ impl Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn below_is_in_range_and_roughly_uniform() {
+        let mut r = Rng::seed(1);
+        let mut counts = [0usize; 6];
+        for _ in 0..60_000 {
+            counts[r.below(6) as usize] += 1;
+        }
+        for c in counts {
+            assert!((9_400..10_600).contains(&c), "{counts:?}");
+        }
+        assert_eq!(r.below(0), 0);
+        assert_eq!(r.below(1), 0);
+    }
+
+    #[test]
+    fn streams_differ() {
+        let a = Rng::seed_stream(5, 0).next_u64();
+        let b = Rng::seed_stream(5, 1).next_u64();
+        let c = Rng::seed_stream(6, 0).next_u64();
+        assert!(a != b && a != c && b != c);
+    }
 
     #[test]
     fn seeded_and_resumable() {

@@ -41,10 +41,7 @@ pub fn binomial(n: usize, p: f64, rng: &mut Rng) -> usize {
 pub fn target_order(len: usize, given: &[bool], rng: Option<&mut Rng>) -> Vec<u32> {
     let mut order: Vec<u32> = (1..len as u32).filter(|&i| !given[i as usize]).collect();
     if let Some(rng) = rng {
-        for i in (1..order.len()).rev() {
-            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-            order.swap(i, j);
-        }
+        rng.shuffle(&mut order);
     }
     order
 }
