@@ -109,6 +109,34 @@ pub fn affine(x: &Tensor, mul: f64, add: f64) -> Result<Tensor> {
     Ok(launch::tensor(data, s.ordinal, x.shape()))
 }
 
+/// Launches a two-input kernel `kernel(int code, unsigned n, const T* a, Strided sa,
+/// const T* b, Strided sb, O* out)` (the binary ops and the comparisons) and returns `out`.
+#[allow(clippy::too_many_arguments)]
+fn run<T: DeviceRepr, O: DeviceRepr>(
+    name: &'static str,
+    ordinal: usize,
+    kernel: &str,
+    code: i32,
+    n: u32,
+    (a, sa): (&CudaSlice<T>, Strided),
+    (b, sb): (&CudaSlice<T>, Strided),
+) -> Result<CudaSlice<O>> {
+    let (stream, f) = launch::kernel(ordinal, Source::Elementwise, kernel)?;
+    let mut out = launch::alloc(name, &stream, n as usize)?;
+    let mut bld = stream.launch_builder(&f);
+    bld.arg(&code)
+        .arg(&n)
+        .arg(a)
+        .arg(&sa)
+        .arg(b)
+        .arg(&sb)
+        .arg(&mut out);
+    // SAFETY: `kernel` has the signature above (binary_<T> with O = T, cmp_<T> with O = u8);
+    // `Strided::of` checked that every offset the layouts reach is in bounds of 32 bits.
+    unsafe { bld.launch(launch::elementwise_config(n)) }.map_err(launch::driver_err(name))?;
+    Ok(out)
+}
+
 /// a op b, both read through their layouts broadcast to `shape` (any strides and offsets).
 pub fn binary(a: &Tensor, b: &Tensor, shape: &Shape, op: BinaryOp) -> Result<Tensor> {
     let name = op.name();
@@ -119,39 +147,25 @@ pub fn binary(a: &Tensor, b: &Tensor, shape: &Shape, op: BinaryOp) -> Result<Ten
     let (sa, sb) = (Strided::of(name, &la)?, Strided::of(name, &lb)?);
     let (xa, xb) = (launch::storage(name, a)?, launch::storage(name, b)?);
     let n = launch::count(name, shape)?;
-    fn run<T: DeviceRepr>(
-        name: &'static str,
-        ordinal: usize,
-        sfx: &str,
-        op: BinaryOp,
-        n: u32,
-        (a, sa): (&CudaSlice<T>, Strided),
-        (b, sb): (&CudaSlice<T>, Strided),
-    ) -> Result<CudaSlice<T>> {
-        let kernel = format!("binary_{sfx}");
-        let (stream, f) = launch::kernel(ordinal, Source::Elementwise, &kernel)?;
-        let mut out = launch::alloc(name, &stream, n as usize)?;
-        let code = op as i32;
-        let mut bld = stream.launch_builder(&f);
-        bld.arg(&code)
-            .arg(&n)
-            .arg(a)
-            .arg(&sa)
-            .arg(b)
-            .arg(&sb)
-            .arg(&mut out);
-        // SAFETY: matches `binary_<T>(int, unsigned, const T*, Strided, const T*, Strided, T*)`;
-        // `Strided::of` checked that every offset the layouts reach is in bounds of 32 bits.
-        unsafe { bld.launch(launch::elementwise_config(n)) }.map_err(launch::driver_err(name))?;
-        Ok(out)
-    }
     let data = match (&xa.data, &xb.data) {
-        (CudaData::F32(x), CudaData::F32(y)) => {
-            CudaData::F32(run(name, xa.ordinal, "f32", op, n, (x, sa), (y, sb))?)
-        }
-        (CudaData::BF16(x), CudaData::BF16(y)) => {
-            CudaData::BF16(run(name, xa.ordinal, "bf16", op, n, (x, sa), (y, sb))?)
-        }
+        (CudaData::F32(x), CudaData::F32(y)) => CudaData::F32(run(
+            name,
+            xa.ordinal,
+            "binary_f32",
+            op as i32,
+            n,
+            (x, sa),
+            (y, sb),
+        )?),
+        (CudaData::BF16(x), CudaData::BF16(y)) => CudaData::BF16(run(
+            name,
+            xa.ordinal,
+            "binary_bf16",
+            op as i32,
+            n,
+            (x, sa),
+            (y, sb),
+        )?),
         (other, _) => return Err(launch::unsupported(name, other, "two F32 or two BF16")),
     };
     Ok(launch::tensor(data, xa.ordinal, shape.clone()))
@@ -167,35 +181,14 @@ pub fn cmp(a: &Tensor, b: &Tensor, shape: &Shape, op: CmpOp) -> Result<Tensor> {
     let (sa, sb) = (Strided::of(name, &la)?, Strided::of(name, &lb)?);
     let (xa, xb) = (launch::storage(name, a)?, launch::storage(name, b)?);
     let n = launch::count(name, shape)?;
-    fn run<T: DeviceRepr>(
-        ordinal: usize,
-        sfx: &str,
-        op: CmpOp,
-        n: u32,
-        (a, sa): (&CudaSlice<T>, Strided),
-        (b, sb): (&CudaSlice<T>, Strided),
-    ) -> Result<CudaSlice<u8>> {
-        let (stream, f) = launch::kernel(ordinal, Source::Elementwise, &format!("cmp_{sfx}"))?;
-        let mut out = launch::alloc("cmp", &stream, n as usize)?;
-        let code = op as i32;
-        let mut bld = stream.launch_builder(&f);
-        bld.arg(&code)
-            .arg(&n)
-            .arg(a)
-            .arg(&sa)
-            .arg(b)
-            .arg(&sb)
-            .arg(&mut out);
-        // SAFETY: matches `cmp_<T>(int, unsigned, const T*, Strided, const T*, Strided, u8*)`.
-        unsafe { bld.launch(launch::elementwise_config(n)) }.map_err(launch::driver_err("cmp"))?;
-        Ok(out)
-    }
-    let o = xa.ordinal;
+    let (o, code) = (xa.ordinal, op as i32);
     let out = match (&xa.data, &xb.data) {
-        (CudaData::F32(x), CudaData::F32(y)) => run(o, "f32", op, n, (x, sa), (y, sb))?,
-        (CudaData::BF16(x), CudaData::BF16(y)) => run(o, "bf16", op, n, (x, sa), (y, sb))?,
-        (CudaData::U32(x), CudaData::U32(y)) => run(o, "u32", op, n, (x, sa), (y, sb))?,
-        (CudaData::U8(x), CudaData::U8(y)) => run(o, "u8", op, n, (x, sa), (y, sb))?,
+        (CudaData::F32(x), CudaData::F32(y)) => run(name, o, "cmp_f32", code, n, (x, sa), (y, sb))?,
+        (CudaData::BF16(x), CudaData::BF16(y)) => {
+            run(name, o, "cmp_bf16", code, n, (x, sa), (y, sb))?
+        }
+        (CudaData::U32(x), CudaData::U32(y)) => run(name, o, "cmp_u32", code, n, (x, sa), (y, sb))?,
+        (CudaData::U8(x), CudaData::U8(y)) => run(name, o, "cmp_u8", code, n, (x, sa), (y, sb))?,
         (other, _) => {
             return Err(launch::unsupported(
                 name,
