@@ -79,7 +79,7 @@ struct Args {
     /// Text placed right after BOS; it starts the clean set and stays unchanged.
     #[arg(long)]
     prompt: Option<String>,
-    /// cpu (the CUDA backend has no kernels yet).
+    /// cpu (the samplers do not run on the CUDA backend yet).
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Write the decoded samples to this file instead of stdout.
@@ -143,7 +143,7 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<(), Error> {
     if args.device != "cpu" {
         return Err(format!(
-            "device '{}' is not supported: the CUDA backend has storage but no kernels yet; use --device cpu",
+            "device '{}' is not supported: the samplers do not run on the CUDA backend yet (attention has no CUDA kernel); use --device cpu",
             args.device
         )
         .into());

@@ -371,7 +371,7 @@ fn check_args(args: &Args) -> Result<(), Error> {
         return bad("--resume takes the model from the checkpoint: drop --preset / --config");
     }
     if args.device != Device::Cpu {
-        return bad("--device cuda: the CUDA backend's kernels are not available yet; train with --device cpu");
+        return bad("--device cuda: training does not run on the CUDA backend yet (attention has no CUDA kernel); train with --device cpu");
     }
     Ok(())
 }
