@@ -4,7 +4,7 @@
 
 use super::kernels::Source;
 use super::launch::{self, Strided};
-use super::CudaData;
+use super::{CudaData, CudaStorage};
 use crate::op::{BinaryOp, CmpOp, UnaryOp};
 use crate::{Result, Shape, Tensor};
 use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
@@ -137,16 +137,26 @@ fn run<T: DeviceRepr, O: DeviceRepr>(
     Ok(out)
 }
 
+/// The storages of `a` and `b` with their layouts broadcast to `shape`, and the element count.
+#[allow(clippy::type_complexity)]
+fn two_operands<'t>(
+    name: &'static str,
+    a: &'t Tensor,
+    b: &'t Tensor,
+    shape: &Shape,
+) -> Result<((&'t CudaStorage, Strided), (&'t CudaStorage, Strided), u32)> {
+    let strided = |t: &Tensor| Strided::of(name, &t.layout().broadcast_as(shape)?);
+    Ok((
+        (launch::storage(name, a)?, strided(a)?),
+        (launch::storage(name, b)?, strided(b)?),
+        launch::count(name, shape)?,
+    ))
+}
+
 /// a op b, both read through their layouts broadcast to `shape` (any strides and offsets).
 pub fn binary(a: &Tensor, b: &Tensor, shape: &Shape, op: BinaryOp) -> Result<Tensor> {
     let name = op.name();
-    let (la, lb) = (
-        a.layout().broadcast_as(shape)?,
-        b.layout().broadcast_as(shape)?,
-    );
-    let (sa, sb) = (Strided::of(name, &la)?, Strided::of(name, &lb)?);
-    let (xa, xb) = (launch::storage(name, a)?, launch::storage(name, b)?);
-    let n = launch::count(name, shape)?;
+    let ((xa, sa), (xb, sb), n) = two_operands(name, a, b, shape)?;
     let data = match (&xa.data, &xb.data) {
         (CudaData::F32(x), CudaData::F32(y)) => CudaData::F32(run(
             name,
@@ -174,13 +184,7 @@ pub fn binary(a: &Tensor, b: &Tensor, shape: &Shape, op: BinaryOp) -> Result<Ten
 /// (a op b) as a U8 mask, with broadcasting; F32, BF16, U32 or U8 operands of one dtype.
 pub fn cmp(a: &Tensor, b: &Tensor, shape: &Shape, op: CmpOp) -> Result<Tensor> {
     let name = "cmp";
-    let (la, lb) = (
-        a.layout().broadcast_as(shape)?,
-        b.layout().broadcast_as(shape)?,
-    );
-    let (sa, sb) = (Strided::of(name, &la)?, Strided::of(name, &lb)?);
-    let (xa, xb) = (launch::storage(name, a)?, launch::storage(name, b)?);
-    let n = launch::count(name, shape)?;
+    let ((xa, sa), (xb, sb), n) = two_operands(name, a, b, shape)?;
     let (o, code) = (xa.ordinal, op as i32);
     let out = match (&xa.data, &xb.data) {
         (CudaData::F32(x), CudaData::F32(y)) => run(name, o, "cmp_f32", code, n, (x, sa), (y, sb))?,
