@@ -185,6 +185,35 @@ fn matmul_plain_batched_broadcast_and_transposed() {
 }
 
 #[test]
+fn matmul_add_with_bias_and_residual() {
+    let mut rng = Rng::seed(16);
+    let (bt, m, k, n) = (2, 3, 4, 5);
+    let (a, w) = (
+        rand(&[bt, m, k], &mut rng, false),
+        rand(&[n, k], &mut rng, false),
+    );
+    check(
+        "matmul_add bias",
+        &[a.clone(), w.clone(), rand(&[n], &mut rng, false)],
+        |v| v[0].matmul_add(&v[1].t()?, &v[2]),
+    );
+    check(
+        "matmul_add residual",
+        &[a.clone(), w, rand(&[bt, m, n], &mut rng, false)],
+        |v| v[0].matmul_add(&v[1].t()?, &v[2]),
+    );
+    check(
+        "matmul_add batched",
+        &[
+            a,
+            rand(&[bt, k, n], &mut rng, false),
+            rand(&[m, 1], &mut rng, false),
+        ],
+        |v| v[0].matmul_add(&v[1], &v[2]),
+    );
+}
+
+#[test]
 fn indexing_ops() {
     let mut rng = Rng::seed(7);
     let (vocab, d) = (size(&mut rng, 3, 6), size(&mut rng, 2, 4));

@@ -66,12 +66,13 @@ impl Linear {
             out_dim,
         })
     }
-    /// x [.., in] → [.., out]. The transposed weight is a view; the GEMM reads it by strides.
+    /// x [.., in] → [.., out]. The transposed weight is a view; the GEMM reads it by strides
+    /// and accumulates onto the bias.
     pub fn forward(&self, p: &Bound, x: &Var) -> Result<Var> {
-        let y = x.matmul(&p.get(&self.weight)?.t()?)?;
+        let w = p.get(&self.weight)?.t()?;
         match &self.bias {
-            Some(b) => y.add(p.get(b)?),
-            None => Ok(y),
+            Some(b) => x.matmul_add(&w, p.get(b)?),
+            None => x.matmul(&w),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Layout: how a tensor's logical elements sit in its storage — a shape, a stride per dimension
-//! (in elements) and an offset. Views (transpose, permute, narrow, broadcast, reshape of a
-//! contiguous tensor) only change the layout; the storage is shared.
+//! (in elements) and an offset. Views (transpose, permute, narrow, broadcast, and reshape where
+//! the strides allow it) only change the layout; the storage is shared.
 
 use crate::{bail_shape, Result, Shape};
 
@@ -141,11 +141,51 @@ impl Layout {
         })
     }
 
-    /// The same elements under a new shape, if that needs no copy (contiguous layouts only).
+    /// The same elements (in row-major order) under a new shape, if that needs no copy.
+    ///
+    /// Consecutive dims whose elements follow each other at one constant step form a *chunk*
+    /// (a whole contiguous tensor is one chunk of step 1). A new shape is a view exactly when
+    /// its dims split the chunks without straddling two of them; then each new dim's stride is
+    /// its chunk's step times the size of the rest of the chunk after it. So squeezing, or
+    /// splitting and merging heads of a strided `[B, N, 3, H, d]` view, never copies, while
+    /// flattening a transposed matrix does.
     pub fn reshape(&self, shape: &Shape) -> Option<Layout> {
-        self.is_contiguous().then(|| Layout {
+        if self.is_contiguous() || shape.numel() == 0 {
+            return Some(Layout {
+                shape: shape.clone(),
+                strides: shape.contiguous_strides(),
+                offset: self.offset,
+            });
+        }
+        // (elements, step) of each chunk, outermost first; dims of size 1 take no part.
+        let mut chunks: Vec<(usize, usize)> = vec![];
+        for (&d, &s) in self.dims().iter().zip(&self.strides) {
+            match chunks.last_mut() {
+                Some((n, step)) if d != 1 && *step == d * s => (*n, *step) = (*n * d, s),
+                _ if d != 1 => chunks.push((d, s)),
+                _ => {}
+            }
+        }
+        let mut strides = Vec::with_capacity(shape.rank());
+        let mut chunks = chunks.into_iter();
+        let (mut left, mut step) = chunks.next().unwrap_or((1, 1));
+        for &d in shape.dims() {
+            if d == 1 {
+                strides.push(step); // any stride fits a dim of size 1
+                continue;
+            }
+            if left % d != 0 {
+                return None; // this dim would straddle two chunks
+            }
+            left /= d;
+            strides.push(left * step);
+            if left == 1 {
+                (left, step) = chunks.next().unwrap_or((1, 1));
+            }
+        }
+        Some(Layout {
             shape: shape.clone(),
-            strides: shape.contiguous_strides(),
+            strides,
             offset: self.offset,
         })
     }
@@ -249,6 +289,70 @@ mod tests {
         assert_eq!(offsets(&p)[..4], [0, 4, 8, 12]);
         assert!(Layout::contiguous([2, 3]).permute(&[0, 0]).is_err());
         assert!(l.narrow(1, 2, 2).is_err());
+    }
+
+    /// Every view `reshape` returns visits the same elements in the same order as the layout it
+    /// came from; a contiguous layout always reshapes; a merge of transposed dims never does.
+    #[test]
+    fn reshape_views_keep_the_element_order() {
+        let base = Layout::contiguous([2, 3, 4, 2]);
+        let views = [
+            base.clone(),
+            base.transpose(1, 2),
+            base.permute(&[2, 0, 3, 1]).unwrap(),
+            base.narrow(2, 1, 2).unwrap(),
+            base.narrow(1, 1, 1).unwrap(),
+            base.narrow(3, 0, 1).unwrap().transpose(0, 1),
+        ];
+        let targets: [&[usize]; 13] = [
+            &[48],
+            &[24],
+            &[6, 4],
+            &[2, 3, 4],
+            &[2, 3, 2, 2],
+            &[2, 24],
+            &[6, 8],
+            &[2, 3, 8],
+            &[2, 1, 3, 4, 2],
+            &[16],
+            &[2, 8],
+            &[4, 2, 2],
+            &[1, 2, 1, 3],
+        ];
+        let mut viewed = 0;
+        for v in &views {
+            for t in targets {
+                let shape = Shape::from(t);
+                if shape.numel() != v.shape().numel() {
+                    continue;
+                }
+                if let Some(r) = v.reshape(&shape) {
+                    assert_eq!(offsets(&r), offsets(v), "{v:?} as {t:?}");
+                    viewed += 1;
+                } else {
+                    assert!(!v.is_contiguous(), "a contiguous layout must reshape");
+                }
+            }
+        }
+        assert!(viewed >= 9, "only {viewed} reshapes were views");
+        // [B, N, 3·H·d] → [B, N, 3, H, d], narrowed to one of the three and squeezed: a view.
+        let qkv = Layout::contiguous([2, 5, 3 * 4 * 8])
+            .reshape(&Shape::from([2, 5, 3, 4, 8]))
+            .unwrap();
+        let k = qkv.narrow(2, 1, 1).unwrap();
+        let squeezed = k.reshape(&Shape::from([2, 5, 4, 8])).unwrap();
+        assert_eq!(offsets(&squeezed), offsets(&k));
+        assert_eq!(
+            squeezed
+                .reshape(&Shape::from([2, 5, 32]))
+                .map(|l| offsets(&l)),
+            Some(offsets(&k))
+        );
+        // A transposed matrix cannot be flattened without a copy.
+        assert!(Layout::contiguous([3, 4])
+            .transpose(0, 1)
+            .reshape(&Shape::from([12]))
+            .is_none());
     }
 
     #[test]

@@ -67,6 +67,53 @@ fn matmul_matches_naive_for_all_layouts_and_batches() {
     );
 }
 
+/// matmul_add against the naive product plus the addend, for a bias row, a full residual and a
+/// batch folded into one GEMM (the shared-right-operand path), with a wrong addend refused.
+#[test]
+fn matmul_add_matches_naive_product_plus_addend() {
+    let mut rng = Rng::seed(11);
+    let (bt, m, k, n) = (3, 70, 33, 45);
+    let (a, b) = (rand(&[bt, m, k], &mut rng), rand(&[k, n], &mut rng));
+    let (av, bv) = (vals(&a), vals(&b));
+    let product: Vec<f64> = (0..bt)
+        .flat_map(|i| naive_matmul(&av[i * m * k..(i + 1) * m * k], &bv, m, k, n))
+        .collect();
+    let bias = rand(&[n], &mut rng);
+    let residual = rand(&[bt, m, n], &mut rng);
+    let (biasv, resv) = (vals(&bias), vals(&residual));
+    let with_bias: Vec<f64> = (0..product.len())
+        .map(|i| product[i] + biasv[i % n])
+        .collect();
+    let with_res: Vec<f64> = (0..product.len()).map(|i| product[i] + resv[i]).collect();
+    assert_close(
+        &vals(&a.matmul_add(&b, &bias).unwrap()),
+        &with_bias,
+        1e-4,
+        "bias",
+    );
+    assert_close(
+        &vals(&a.matmul_add(&b, &residual).unwrap()),
+        &with_res,
+        1e-4,
+        "residual",
+    );
+    // A batch of distinct right operands (the batched path) and a transposed addend view.
+    let b3 = rand(&[bt, k, n], &mut rng);
+    let res_t = rand(&[bt, n, m], &mut rng);
+    let want: Vec<f64> = vals(
+        &a.matmul(&b3)
+            .unwrap()
+            .add(&res_t.transpose(1, 2).unwrap())
+            .unwrap(),
+    );
+    let got = a.matmul_add(&b3, &res_t.transpose(1, 2).unwrap()).unwrap();
+    assert_close(&vals(&got), &want, 1e-5, "batched, strided addend");
+    assert!(
+        a.matmul_add(&b, &rand(&[m], &mut rng)).is_err(),
+        "[M] does not broadcast to [.., M, N]"
+    );
+}
+
 #[test]
 fn broadcasting_binary_ops_match_naive() {
     let mut rng = Rng::seed(2);

@@ -83,11 +83,20 @@ impl Affine {
         })
     }
     fn forward(&self, x: &Var) -> Result<Var> {
-        let y = x.matmul(&self.weight.t()?)?;
+        let w = self.weight.t()?;
         match &self.bias {
-            Some(b) => y.add(b),
-            None => Ok(y),
+            Some(b) => x.matmul_add(&w, b),
+            None => x.matmul(&w),
         }
+    }
+    /// residual + x·Wᵀ + b: the GEMM accumulates onto the residual stream (a residual branch
+    /// with its gate folded in).
+    fn forward_onto(&self, residual: &Var, x: &Var) -> Result<Var> {
+        let start = match &self.bias {
+            Some(b) => residual.add(b)?,
+            None => residual.clone(),
+        };
+        x.matmul_add(&self.weight.t()?, &start)
     }
 }
 
@@ -128,9 +137,9 @@ impl FoldedDit {
     fn forward(&self, h: &Var, pattern: &AttentionPattern) -> Result<Var> {
         let qkv = split_heads(&self.qkv.forward(&self.norm1.forward(h)?)?, 3, self.heads)?;
         let attn = merge_heads(&pattern.attend(&qkv[0], &qkv[1], &qkv[2])?)?;
-        let h = h.add(&self.out.forward(&attn)?)?;
+        let h = self.out.forward_onto(h, &attn)?;
         let hidden = self.fc1.forward(&self.norm2.forward(&h)?)?.gelu_tanh()?;
-        h.add(&self.fc2.forward(&hidden)?)
+        self.fc2.forward_onto(&h, &hidden)
     }
 }
 
@@ -167,9 +176,9 @@ impl FoldedDecoder {
         let q = split_heads(&self.q.forward(&self.q_norm.forward(y)?)?, 1, self.heads)?.remove(0);
         let kv = split_heads(&self.kv.forward(&self.kv_norm.forward(h)?)?, 2, self.heads)?;
         let attn = merge_heads(&pattern.attend(&q, &kv[0], &kv[1])?)?;
-        let y = y.add(&self.out.forward(&attn)?)?;
+        let y = self.out.forward_onto(y, &attn)?;
         let hidden = self.fc1.forward(&self.norm2.forward(&y)?)?.gelu_tanh()?;
-        y.add(&self.fc2.forward(&hidden)?)
+        self.fc2.forward_onto(&y, &hidden)
     }
 }
 

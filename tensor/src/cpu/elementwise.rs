@@ -244,29 +244,42 @@ fn last_stride(l: &Layout) -> usize {
     l.strides().last().copied().unwrap_or(1)
 }
 
-/// The elements of a strided view, copied into row-major order.
-pub fn copy_strided<T: Copy + Send + Sync + Default>(src: &[T], l: &Layout) -> Vec<T> {
+/// The elements of a strided view, copied into row-major order (written straight into the new
+/// allocation; rows of stride 1 are plain copies and rows of stride 0, a broadcast bias, fills).
+pub fn copy_strided<T: Copy + Send + Sync>(src: &[T], l: &Layout) -> Vec<T> {
     let n = l.shape().numel();
     if l.is_contiguous() {
         return src[l.offset()..l.offset() + n].to_vec();
     }
-    let (starts, row_len, stride) = l.rows();
-    let mut out = vec![T::default(); n];
-    if row_len == 0 {
-        return out;
+    if n == 0 {
+        return Vec::new();
     }
+    let (starts, row_len, stride) = l.rows();
     let starts: Vec<usize> = starts.collect();
-    let work = |(r, o): (usize, &mut [T])| {
+    let work = |(r, o): (usize, &mut [MaybeUninit<T>])| {
         let s = starts[r];
-        for (j, o) in o.iter_mut().enumerate() {
-            *o = src[s + j * stride];
+        match stride {
+            1 => o.iter_mut().zip(&src[s..s + row_len]).for_each(|(o, &x)| {
+                o.write(x);
+            }),
+            0 => o.iter_mut().for_each(|o| {
+                o.write(src[s]);
+            }),
+            _ => o.iter_mut().enumerate().for_each(|(j, o)| {
+                o.write(src[s + j * stride]);
+            }),
         }
     };
+    let mut out: Vec<T> = Vec::with_capacity(n);
+    let slots = &mut out.spare_capacity_mut()[..n];
     if n >= PARALLEL_MIN_ELEMS {
-        out.par_chunks_mut(row_len).enumerate().for_each(work);
+        slots.par_chunks_mut(row_len).enumerate().for_each(work);
     } else {
-        out.chunks_mut(row_len).enumerate().for_each(work);
+        slots.chunks_mut(row_len).enumerate().for_each(work);
     }
+    // SAFETY: n = rows · row_len, each chunk is one whole row, and every arm of `work` writes
+    // each element of its row.
+    unsafe { out.set_len(n) };
     out
 }
 

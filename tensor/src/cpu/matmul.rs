@@ -1,14 +1,23 @@
 //! Batched matrix multiply on the CPU: a loop over batch entries around our blocked GEMM.
 //! Operands may be any strided view (a transposed operand is swapped strides, never a copy).
 
+use super::elementwise::copy_strided;
 use super::gemm::{gemm, MatRef};
 use super::Float;
 use crate::Layout;
 use rayon::prelude::*;
 
-/// out [batch.., m, n] = a [batch.., m, k] · b [batch.., k, n], where `la` and `lb` have the same
-/// batch dims (already broadcast; a broadcast batch dim has stride 0).
-pub fn batched_matmul<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout) -> Vec<T> {
+/// out [batch.., m, n] = a [batch.., m, k] · b [batch.., k, n] (+ start), where `la` and `lb`
+/// have the same batch dims (already broadcast; a broadcast batch dim has stride 0) and
+/// `start`, when given, is laid out as the output (a broadcast view): the output starts as its
+/// copy and the GEMM accumulates into it.
+pub fn batched_matmul<T: Float>(
+    a: &[T],
+    la: &Layout,
+    b: &[T],
+    lb: &Layout,
+    start: Option<(&[T], &Layout)>,
+) -> Vec<T> {
     let rank = la.dims().len();
     let (m, k, n) = (
         la.dims()[rank - 2],
@@ -17,7 +26,11 @@ pub fn batched_matmul<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout) -> V
     );
     let batch_dims = &la.dims()[..rank - 2];
     let batch: usize = batch_dims.iter().product();
-    let mut out = vec![T::ZERO; batch * m * n];
+    let accumulate = start.is_some();
+    let mut out = match start {
+        Some((c, lc)) => copy_strided(c, lc),
+        None => vec![T::ZERO; batch * m * n],
+    };
     if m * n == 0 {
         return out;
     }
@@ -46,7 +59,7 @@ pub fn batched_matmul<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout) -> V
             row_stride: rsb,
             col_stride: csb,
         };
-        gemm(m, n, k, a, b, c, n, false);
+        gemm(m, n, k, a, b, c, n, accumulate);
     };
     if batch > 1 {
         out.par_chunks_mut(m * n).enumerate().for_each(one);

@@ -7,6 +7,7 @@
 use super::attention::HeadsLayout;
 use super::{Float, PARALLEL_MIN_ELEMS};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// cos and sin tables [rows, d/2] for `positions` (one per row): angle(p, k) = p · base^(−2k/d),
 /// computed in f64 and rounded once to `T`.
@@ -35,12 +36,12 @@ pub fn rope<T: Float>(x: &[T], lx: &HeadsLayout, cos: &[T], sin: &[T], inverse: 
     let [s0, s1, s2, s3] = lx.strides;
     let half = d / 2;
     let row = h * d;
-    let mut out = vec![T::ZERO; b * n * row];
-    if out.is_empty() {
-        return out;
+    let len = b * n * row;
+    if len == 0 {
+        return Vec::new();
     }
     // One (batch, token) row of h heads per call; `r` is its index b·N + n.
-    let work = |(r, o): (usize, &mut [T])| {
+    let work = |(r, o): (usize, &mut [MaybeUninit<T>])| {
         let base = lx.offset + (r / n) * s0 + (r % n) * s1;
         let (c, s) = (
             &cos[r * half..(r + 1) * half],
@@ -49,19 +50,29 @@ pub fn rope<T: Float>(x: &[T], lx: &HeadsLayout, cos: &[T], sin: &[T], inverse: 
         for (hi, o) in o.chunks_mut(d).enumerate() {
             let off = base + hi * s2;
             let (o1, o2) = o.split_at_mut(half);
-            for k in 0..half {
-                let x1 = x[off + k * s3];
-                let x2 = x[off + (k + half) * s3];
+            let mut rotate = |k: usize, x1: T, x2: T| {
                 let sk = if inverse { -s[k] } else { s[k] };
-                o1[k] = x1 * c[k] - x2 * sk;
-                o2[k] = x2 * c[k] + x1 * sk;
+                o1[k].write(x1 * c[k] - x2 * sk);
+                o2[k].write(x2 * c[k] + x1 * sk);
+            };
+            if s3 == 1 {
+                // Unit stride (the common case): slices, so the loop vectorises.
+                let (x1, x2) = (&x[off..off + half], &x[off + half..off + d]);
+                (0..half).for_each(|k| rotate(k, x1[k], x2[k]));
+            } else {
+                (0..half).for_each(|k| rotate(k, x[off + k * s3], x[off + (k + half) * s3]));
             }
         }
     };
-    if out.len() >= PARALLEL_MIN_ELEMS {
-        out.par_chunks_mut(row).enumerate().for_each(work);
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    let slots = &mut out.spare_capacity_mut()[..len];
+    if len >= PARALLEL_MIN_ELEMS {
+        slots.par_chunks_mut(row).enumerate().for_each(work);
     } else {
-        out.chunks_mut(row).enumerate().for_each(work);
+        slots.chunks_mut(row).enumerate().for_each(work);
     }
+    // SAFETY: len = B·N rows of `row` = H·d elements; `work` writes both halves of every head
+    // of its row.
+    unsafe { out.set_len(len) };
     out
 }
