@@ -7,9 +7,11 @@
 //! order). Every query group g with at least one allowed key forms one dense *block*: its
 //! queries, and the keys they may attend to (rule `Same`: the keys of group g; rule
 //! `Different`: the keys of every other non-pad group). Then, per (batch row, head) — the unit
-//! of rayon parallelism — each block's K and V rows are packed contiguously, its queries are
-//! packed in chunks of [`QUERY_CHUNK`] rows, and the chunk runs dense attention with our GEMM:
-//! S = (scale·Q)·Kᵀ, a row softmax, O = P·V, scattered back to the queries' rows. The work is
+//! of rayon parallelism — each block's K and V rows are packed contiguously (or read in place
+//! when the keys are consecutive tokens, as at inference), its queries are packed in chunks of
+//! [`QUERY_CHUNK`] rows, and the chunk runs dense attention with our GEMM: S = (scale·Q)·Kᵀ,
+//! E = exp(S − rowmax), O = E·V, each row of O divided by its row sum of E as it is scattered
+//! back to the queries' rows (d divisions per row instead of normalising n scores). The work is
 //! Σ_g |Q_g|·|K(g)|: n0² + n1² pairs for `Same` and 2·n0·n1 for `Different` with two groups,
 //! instead of the L² of masked dense attention.
 //!
@@ -203,6 +205,16 @@ impl HeadsLayout {
             offset: 0,
         }
     }
+    /// The head-`h` vectors of batch row `b` from token `first` on, as a matrix [.., d] read
+    /// in place (rows `s1` apart); the caller bounds its row count.
+    fn rows_at<'a, T>(&self, src: &'a [T], b: usize, h: usize, first: usize) -> MatRef<'a, T> {
+        let [s0, s1, s2, s3] = self.strides;
+        MatRef {
+            data: &src[self.offset + b * s0 + first * s1 + h * s2..],
+            row_stride: s1,
+            col_stride: s3,
+        }
+    }
     /// Copies the head-`h` vectors of tokens `rows` of batch row `b`, times `mul`, into `dst`
     /// ([rows.len(), d] row-major).
     fn gather<T: Float>(
@@ -226,6 +238,13 @@ impl HeadsLayout {
             }
         }
     }
+}
+
+/// The first token when `rows` are consecutive tokens (first, first + 1, …).
+fn first_of_run(rows: &[usize]) -> Option<usize> {
+    let first = *rows.first()?;
+    let consecutive = rows.iter().enumerate().all(|(i, &r)| r == first + i);
+    consecutive.then_some(first)
 }
 
 /// Problem sizes shared by the forward and the backward.
@@ -383,26 +402,39 @@ pub fn partition_attention<T: AttnFloat>(
             let mut o = vec![T::ZERO; nq * d];
             let mut lse = vec![T::NEG_INFINITY; nq];
             let (mut kb, mut vb, mut qa, mut s, mut oa) = (vec![], vec![], vec![], vec![], vec![]);
+            let mut inv_sums = vec![];
             for blk in &all[b] {
                 let n = blk.keys.len();
-                lk.gather(k, b, h, &blk.keys, T::ONE, &mut kb);
-                lv.gather(v, b, h, &blk.keys, T::ONE, &mut vb);
+                // K and V [n, d] of the block: read in place when the keys are consecutive
+                // tokens (all clean tokens at inference), else gathered.
+                let (kv, vv) = match first_of_run(&blk.keys) {
+                    Some(first) => (lk.rows_at(k, b, h, first), lv.rows_at(v, b, h, first)),
+                    None => {
+                        lk.gather(k, b, h, &blk.keys, T::ONE, &mut kb);
+                        lv.gather(v, b, h, &blk.keys, T::ONE, &mut vb);
+                        (MatRef::row_major(&kb, d), MatRef::row_major(&vb, d))
+                    }
+                };
                 for rows in blk.queries.chunks(QUERY_CHUNK) {
                     let m = rows.len();
                     lq.gather(q, b, h, rows, scale, &mut qa);
                     s.resize(m * n, T::ZERO);
-                    gemm_abt(m, n, d, &qa, &kb, &mut s);
+                    gemm(m, n, d, MatRef::row_major(&qa, d), kv.t(), &mut s, n, false);
+                    // Unnormalised probabilities; each output row is divided by its sum below.
+                    inv_sums.clear();
                     for (r, srow) in s.chunks_mut(n).enumerate() {
                         let max = T::row_max(srow);
                         let sum = T::exp_sub_sum(srow, max);
-                        let inv = T::ONE / sum;
-                        srow.iter_mut().for_each(|x| *x = *x * inv);
+                        inv_sums.push(T::ONE / sum);
                         lse[rows[r]] = max + sum.ln();
                     }
                     oa.resize(m * d, T::ZERO);
-                    gemm_ab(m, d, n, &s, &vb, &mut oa, false);
-                    for (r, &i) in rows.iter().enumerate() {
-                        o[i * d..(i + 1) * d].copy_from_slice(&oa[r * d..(r + 1) * d]);
+                    gemm(m, d, n, MatRef::row_major(&s, n), vv, &mut oa, d, false);
+                    for (r, (&i, &inv)) in rows.iter().zip(&inv_sums).enumerate() {
+                        let row = &oa[r * d..(r + 1) * d];
+                        for (o, &x) in o[i * d..(i + 1) * d].iter_mut().zip(row) {
+                            *o = x * inv;
+                        }
                     }
                 }
             }

@@ -21,9 +21,12 @@ pub fn map<T: Copy + Send + Sync, O: Copy + Send + Sync>(
     let mut out: Vec<O> = Vec::with_capacity(n);
     let slots = &mut out.spare_capacity_mut()[..n];
     let work = |o: &mut [MaybeUninit<O>], x: &[T]| {
-        o.iter_mut().zip(x).for_each(|(o, &x)| {
-            o.write(f(x));
-        });
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { write_map_avx512(o, x, &f) };
+        }
+        write_map(o, x, &f)
     };
     if n >= PARALLEL_MIN_ELEMS {
         slots
@@ -37,6 +40,21 @@ pub fn map<T: Copy + Send + Sync, O: Copy + Send + Sync>(
     // lengths, so the zips above wrote every one of the n slots.
     unsafe { out.set_len(n) };
     out
+}
+
+#[inline(always)]
+fn write_map<T: Copy, O>(o: &mut [MaybeUninit<O>], x: &[T], f: &impl Fn(T) -> O) {
+    o.iter_mut().zip(x).for_each(|(o, &x)| {
+        o.write(f(x));
+    });
+}
+
+/// [`write_map`] compiled for AVX-512: sixteen lanes for the polynomial `tanh` and `exp` that
+/// GELU and friends inline, four times the baseline build's SSE2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn write_map_avx512<T: Copy, O>(o: &mut [MaybeUninit<O>], x: &[T], f: &impl Fn(T) -> O) {
+    write_map(o, x, f)
 }
 
 /// Expands `$body` once per unary op with `$op` a constant, so that each loop body is

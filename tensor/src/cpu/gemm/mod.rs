@@ -83,6 +83,25 @@ pub struct MatRef<'a, T> {
     pub col_stride: usize,
 }
 
+impl<'a, T> MatRef<'a, T> {
+    /// A row-major matrix of `cols` columns.
+    pub fn row_major(data: &'a [T], cols: usize) -> Self {
+        MatRef {
+            data,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+    /// The transpose: the same elements with the strides swapped.
+    pub fn t(self) -> Self {
+        MatRef {
+            data: self.data,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+}
+
 /// Element types [`gemm`] supports: `f32` (SIMD kernels, the fast path) and `f64` (SIMD kernels
 /// too; used for finite-difference gradient checks). Sealed: it cannot be implemented outside
 /// this crate.
