@@ -65,6 +65,8 @@ fn launched_kernel_names_are_exported() {
             &[
                 "copy_strided_u8",
                 "copy_strided_f64",
+                "copy_into_strided_f32",
+                "copy_into_strided_u8",
                 "cast_f32_bf16",
                 "cast_u8_f32",
             ],

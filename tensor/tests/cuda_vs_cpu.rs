@@ -422,17 +422,134 @@ fn matmul_with_cublas() {
     );
 }
 
-/// Ops not wired to CUDA yet refuse with an error naming the device, never a panic.
 #[test]
-fn unwired_ops_fail_cleanly() {
-    if !gpu_or_skip("unwired_ops_fail_cleanly") {
+fn matmul_add_and_cat() {
+    if !gpu_or_skip("matmul_add_and_cat") {
         return;
     }
     let mut rng = Rng::seed(9);
-    let q = gpu(&randn(&[1, 4, 2, 8], &mut rng));
-    let g = gpu(&Tensor::zeros([1, 4], DType::U8, Device::Cpu).unwrap());
-    let err = q
-        .partition_attention(&q, &q, &g, &g, GroupRule::Same, 0.3)
-        .unwrap_err();
-    assert!(err.to_string().contains("cuda:0"), "{err}");
+    let (x, w, bias) = (
+        randn(&[2, 33, 70], &mut rng),
+        randn(&[45, 70], &mut rng),
+        randn(&[45], &mut rng),
+    );
+    let residual = randn(&[2, 33, 45], &mut rng);
+    let wt = |t: &Tensor| gpu(t).t().unwrap();
+    for (what, addend) in [("bias", &bias), ("residual", &residual)] {
+        close(
+            &format!("matmul_add {what}"),
+            &gpu(&x).matmul_add(&wt(&w), &gpu(addend)).unwrap(),
+            &x.matmul_add(&w.t().unwrap(), addend).unwrap(),
+            1e-5,
+        );
+    }
+    let parts = [
+        randn(&[2, 3, 5], &mut rng),
+        randn(&[2, 1, 5], &mut rng),
+        randn(&[2, 4, 5], &mut rng).narrow(2, 0, 5).unwrap(),
+    ];
+    let refs: Vec<&Tensor> = parts.iter().collect();
+    let on_gpu: Vec<Tensor> = parts.iter().map(gpu).collect();
+    let gpu_refs: Vec<&Tensor> = on_gpu.iter().collect();
+    close(
+        "cat dim 1",
+        &Tensor::cat(&gpu_refs, 1).unwrap(),
+        &Tensor::cat(&refs, 1).unwrap(),
+        1e-12,
+    );
+    let ids = Tensor::from_vec(vec![3u32, 1, 4, 1, 5, 9], [2, 3], Device::Cpu).unwrap();
+    let more = Tensor::from_vec(vec![2u32, 6], [2, 1], Device::Cpu).unwrap();
+    let joined = Tensor::cat(&[&gpu(&ids), &gpu(&more)], -1).unwrap();
+    assert_eq!(
+        joined
+            .to_device(Device::Cpu)
+            .unwrap()
+            .to_vec::<u32>()
+            .unwrap(),
+        vec![3, 1, 4, 2, 1, 5, 9, 6]
+    );
+}
+
+/// Random U8 groups [b, n] in {0, 1}, with the last `pads` tokens of row 1 pads (255).
+fn groups(rng: &mut Rng, b: usize, n: usize, pads: usize) -> Tensor {
+    let g: Vec<u8> = (0..b * n)
+        .map(|i| {
+            if i / n == 1 && i % n >= n - pads {
+                255
+            } else {
+                (rng.next_u64() % 2) as u8
+            }
+        })
+        .collect();
+    Tensor::from_vec(g, [b, n], Device::Cpu).unwrap()
+}
+
+/// Partition attention, forward and backward, self- and cross-attention, both rules, with
+/// strided q, k, v (views of one packed projection) and pads; BF16 against the F32 reference.
+#[test]
+fn partition_attention_forward_and_backward() {
+    if !gpu_or_skip("partition_attention_forward_and_backward") {
+        return;
+    }
+    let mut rng = Rng::seed(10);
+    let (b, h, d) = (2, 3, 16);
+    for (nq, nk) in [(37, 37), (9, 70)] {
+        // q, k, v as strided views of one packed projection, on the CPU and alike on the GPU.
+        let qkv = randn(&[b, nk.max(nq), 3 * h, d], &mut rng);
+        let views = |packed: &Tensor| {
+            let part = |n, i| packed.narrow(1, 0, n).unwrap().narrow(2, i * h, h).unwrap();
+            (part(nq, 0), part(nk, 1), part(nk, 2))
+        };
+        let ((q, k, v), (gq, gk, gv)) = (views(&qkv), views(&gpu(&qkv)));
+        let kg = groups(&mut rng, b, nk, 5);
+        let qg = if nq == nk {
+            kg.clone()
+        } else {
+            groups(&mut rng, b, nq, 2)
+        };
+        let dout = randn(&[b, nq, h, d], &mut rng);
+        for rule in [GroupRule::Same, GroupRule::Different] {
+            let what = format!("{nq}x{nk} {rule:?}");
+            let (want, lse) = q.partition_attention(&k, &v, &qg, &kg, rule, 0.25).unwrap();
+            let (got, got_lse) = gq
+                .partition_attention(&gk, &gv, &gpu(&qg), &gpu(&kg), rule, 0.25)
+                .unwrap();
+            close(&format!("{what} out"), &got, &want, 1e-5);
+            close(&format!("{what} lse"), &got_lse, &lse, 1e-5);
+            let want_grads = q
+                .partition_attention_backward(&k, &v, &qg, &kg, rule, 0.25, &want, &lse, &dout)
+                .unwrap();
+            let got_grads = gq
+                .partition_attention_backward(
+                    &gk,
+                    &gv,
+                    &gpu(&qg),
+                    &gpu(&kg),
+                    rule,
+                    0.25,
+                    &got,
+                    &got_lse,
+                    &gpu(&dout),
+                )
+                .unwrap();
+            for (name, g, w) in [
+                ("dq", &got_grads.0, &want_grads.0),
+                ("dk", &got_grads.1, &want_grads.1),
+                ("dv", &got_grads.2, &want_grads.2),
+            ] {
+                close(&format!("{what} {name}"), g, w, 1e-4);
+            }
+            // BF16 operands: the F32 reference on the same rounded inputs.
+            let (qr, kr, vr) = (bf16_round(&q), bf16_round(&k), bf16_round(&v));
+            let to16 = |t: &Tensor| gpu(t).to_dtype(DType::BF16).unwrap();
+            let (got16, _) = to16(&qr)
+                .partition_attention(&to16(&kr), &to16(&vr), &gpu(&qg), &gpu(&kg), rule, 0.25)
+                .unwrap();
+            assert_eq!(got16.dtype(), DType::BF16);
+            let (want16, _) = qr
+                .partition_attention(&kr, &vr, &qg, &kg, rule, 0.25)
+                .unwrap();
+            close(&format!("{what} bf16"), &got16, &want16, 1e-2);
+        }
+    }
 }

@@ -1,9 +1,9 @@
-//! Launchers for `kernels/cast.cu`: strided copies into row-major order, and dtype casts.
+//! Launchers for `kernels/cast.cu`: strided copies into row-major order, `cat`, and dtype casts.
 
 use super::kernels::Source;
 use super::launch::{self, Strided};
 use super::CudaData;
-use crate::{DType, Result, Tensor};
+use crate::{DType, Layout, Result, Shape, Tensor};
 use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
 
 /// A row-major copy of the (any-strided) CUDA tensor `x`, any dtype.
@@ -91,4 +91,50 @@ pub fn cast(x: &Tensor, dtype: DType) -> Result<Tensor> {
     // dtypes; both buffers hold n elements.
     unsafe { b.launch(launch::elementwise_config(n)) }.map_err(launch::driver_err(name))?;
     Ok(launch::tensor(dst, s.ordinal, x.shape()))
+}
+
+/// `tensors` (CUDA, one dtype, shapes checked by the caller) joined along `dim` into a new
+/// contiguous tensor of `shape`: each input is copied into its region of the output.
+pub fn cat(tensors: &[&Tensor], dim: usize, shape: &Shape) -> Result<Tensor> {
+    let name = "cat";
+    let first = launch::storage(name, tensors[0])?;
+    let (o, sfx) = (first.ordinal, launch::suffix(&first.data));
+    let (stream, f) = launch::kernel(o, Source::Cast, &format!("copy_into_strided_{sfx}"))?;
+    let n_out = launch::count(name, shape)? as usize;
+    let mut out = match &first.data {
+        CudaData::F32(_) => CudaData::F32(launch::alloc(name, &stream, n_out)?),
+        CudaData::F64(_) => CudaData::F64(launch::alloc(name, &stream, n_out)?),
+        CudaData::BF16(_) => CudaData::BF16(launch::alloc(name, &stream, n_out)?),
+        CudaData::F16(_) => CudaData::F16(launch::alloc(name, &stream, n_out)?),
+        CudaData::U32(_) => CudaData::U32(launch::alloc(name, &stream, n_out)?),
+        CudaData::U8(_) => CudaData::U8(launch::alloc(name, &stream, n_out)?),
+    };
+    let out_layout = Layout::contiguous(shape.clone());
+    let mut start = 0;
+    for t in tensors {
+        let len = t.dims()[dim];
+        let region = Strided::of(name, &out_layout.narrow(dim, start, len)?)?;
+        start += len;
+        let src = t.contiguous()?;
+        let n = launch::count(name, src.shape())?;
+        if n == 0 {
+            continue;
+        }
+        let src = launch::storage(name, &src)?;
+        let mut b = stream.launch_builder(&f);
+        b.arg(&n);
+        match (&src.data, &mut out) {
+            (CudaData::F32(s), CudaData::F32(d)) => b.arg(s).arg(&region).arg(d),
+            (CudaData::F64(s), CudaData::F64(d)) => b.arg(s).arg(&region).arg(d),
+            (CudaData::BF16(s), CudaData::BF16(d)) => b.arg(s).arg(&region).arg(d),
+            (CudaData::F16(s), CudaData::F16(d)) => b.arg(s).arg(&region).arg(d),
+            (CudaData::U32(s), CudaData::U32(d)) => b.arg(s).arg(&region).arg(d),
+            (CudaData::U8(s), CudaData::U8(d)) => b.arg(s).arg(&region).arg(d),
+            (s, _) => return Err(launch::unsupported(name, s, sfx)),
+        };
+        // SAFETY: matches `copy_into_strided_<T>(unsigned, const T*, Strided, T*)`; the region
+        // of n elements lies inside the output, and the regions of the inputs tile it exactly.
+        unsafe { b.launch(launch::elementwise_config(n)) }.map_err(launch::driver_err(name))?;
+    }
+    Ok(launch::tensor(out, o, shape.clone()))
 }

@@ -7,11 +7,12 @@
 //! Ops on CUDA tensors dispatch here from `ops/` (a `device().is_cuda()` check at the top of
 //! each op). The kernels are CUDA C files in `kernels/`, compiled at run time with NVRTC
 //! ([`kernels`]); each launcher file here serves one kernel file: `elementwise.rs`, `cast.rs`
-//! (strided copy, dtype casts), `reduce.rs` (reductions, argmax, softmax), `norm.rs`,
-//! `index.rs`, `rope.rs`; `matmul.rs` calls cuBLAS. Not wired yet (they return a device error
-//! on CUDA tensors): `cat`, partition attention (its masked-softmax kernel is in
-//! `kernels/attention.cu` and compile-tested) and the fused layer-norm + modulate kernel.
+//! (strided copies, `cat`, dtype casts), `reduce.rs` (reductions, argmax, softmax), `norm.rs`,
+//! `index.rs`, `rope.rs`, `attention.rs` (partition attention: cuBLAS scores, the masked
+//! softmax of `kernels/attention.cu`, cuBLAS); `matmul.rs` calls cuBLAS. Not wired yet: the
+//! fused layer-norm + modulate kernel (compile-tested in `kernels/layernorm.cu`).
 
+pub(crate) mod attention;
 pub(crate) mod cast;
 pub(crate) mod elementwise;
 pub(crate) mod index;

@@ -1,5 +1,6 @@
 //! Partition attention: attention restricted to the (query, key) pairs a [`GroupRule`] allows,
-//! computed only on those pairs by the gathered CPU kernel (`cpu::attention`).
+//! computed only on those pairs by the gathered CPU kernel (`cpu::attention`); on CUDA, densely
+//! with the disallowed pairs masked (`cuda::attention`).
 
 use super::same_device;
 use crate::cpu::attention::{self as kern, AttnDims, GroupRule, HeadsLayout};
@@ -118,7 +119,8 @@ impl Tensor {
     ///
     /// Returns `(out, lse)`: out contiguous [B, Nq, H, d] (so reshaping to [B, Nq, H·d] is free)
     /// and the log-sum-exp of each query's scaled scores, [B, H, Nq] (−∞ for a query with no
-    /// allowed key), which [`Tensor::partition_attention_backward`] needs. F32 or F64.
+    /// allowed key), which [`Tensor::partition_attention_backward`] needs. F32 or F64 on the
+    /// CPU, F32 or BF16 on CUDA.
     pub fn partition_attention(
         &self,
         k: &Tensor,
@@ -130,6 +132,10 @@ impl Tensor {
     ) -> Result<(Tensor, Tensor)> {
         let name = "partition_attention";
         let c = check(name, self, k, v, q_groups, k_groups)?;
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::attention::forward(self, k, v, q_groups, k_groups, rule, scale);
+        }
         let (qg, kg) = (u8s(name, &c.q_groups)?, u8s(name, &c.k_groups)?);
         let d = c.dims;
         let (out, lse) = match (self.cpu(name)?, k.cpu(name)?, v.cpu(name)?) {
@@ -211,6 +217,12 @@ impl Tensor {
                 d.heads,
                 d.nq,
                 lse.shape()
+            );
+        }
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::attention::backward(
+                self, k, v, q_groups, k_groups, rule, scale, out, dout,
             );
         }
         let (qg, kg) = (u8s(name, &c.q_groups)?, u8s(name, &c.k_groups)?);

@@ -208,6 +208,10 @@ impl Tensor {
             }
         }
         let shape = Shape::new(dims);
+        #[cfg(feature = "cuda")]
+        if first.device().is_cuda() {
+            return crate::cuda::cast::cat(tensors, d, &shape);
+        }
         let out_layout = Layout::contiguous(shape.clone());
         let mut start = 0;
         let mut out = any_map!(first.cpu(name)?, |_v| vec![

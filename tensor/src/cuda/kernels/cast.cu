@@ -2,27 +2,28 @@
 //
 // Mapping: one thread per output element in a grid-stride loop, blocks of 256 threads.
 //   copy_strided_<T>: out[i] = src[strided_offset(s, i)], out contiguous.
+//   copy_into_strided_<T>: dst[strided_offset(s, i)] = src[i], src contiguous (one input of
+//                     `cat` into its region of the output).
 //   cast_<S>_<D>:     out[i] = convert(src[i]), both contiguous. Conversions go through f64,
 //                     as the CPU's `cast` does: floats round to nearest; float -> integer
 //                     truncates toward zero and saturates (NaN -> 0), like Rust's `as`.
 
-template <typename T>
-__device__ void copy_strided(unsigned int n, const T *src, Strided s, T *out) {
-    FOR_EACH_INDEX(i, n) out[i] = src[strided_offset(s, i)];
-}
-
-#define COPY_KERNEL(T, NAME)                                                                 \
+#define COPY_KERNELS(T, NAME)                                                                \
     extern "C" __global__ void copy_strided_##NAME(unsigned int n, const T *src, Strided s,  \
                                                    T *out) {                                 \
-        copy_strided<T>(n, src, s, out);                                                     \
+        FOR_EACH_INDEX(i, n) out[i] = src[strided_offset(s, i)];                             \
+    }                                                                                        \
+    extern "C" __global__ void copy_into_strided_##NAME(unsigned int n, const T *src,        \
+                                                        Strided s, T *dst) {                 \
+        FOR_EACH_INDEX(i, n) dst[strided_offset(s, i)] = src[i];                             \
     }
 
-COPY_KERNEL(float, f32)
-COPY_KERNEL(double, f64)
-COPY_KERNEL(__nv_bfloat16, bf16)
-COPY_KERNEL(__half, f16)
-COPY_KERNEL(unsigned int, u32)
-COPY_KERNEL(unsigned char, u8)
+COPY_KERNELS(float, f32)
+COPY_KERNELS(double, f64)
+COPY_KERNELS(__nv_bfloat16, bf16)
+COPY_KERNELS(__half, f16)
+COPY_KERNELS(unsigned int, u32)
+COPY_KERNELS(unsigned char, u8)
 
 // Every storage type to f64 and back.
 __device__ __forceinline__ double to_f64(float x) { return (double)x; }
