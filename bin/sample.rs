@@ -79,9 +79,9 @@ struct Args {
     /// Text placed right after BOS; it starts the clean set and stays unchanged.
     #[arg(long)]
     prompt: Option<String>,
-    /// cpu (the samplers do not run on the CUDA backend yet).
+    /// cpu, or cuda / cuda:N (a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: Device,
     /// Write the decoded samples to this file instead of stdout.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -141,12 +141,8 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Error> {
-    if args.device != "cpu" {
-        return Err(format!(
-            "device '{}' is not supported: the samplers do not run on the CUDA backend yet (attention has no CUDA kernel); use --device cpu",
-            args.device
-        )
-        .into());
+    if let Err(e) = args.device.check_available() {
+        return Err(e.to_string().into());
     }
     if !(args.top_p > 0.0 && args.top_p <= 1.0) {
         return Err(format!("--top-p must be in (0, 1], got {}", args.top_p).into());
@@ -212,9 +208,12 @@ fn load_models(
         }
         let (pgm, mdlm) = matching_pair(args.preset.as_deref().unwrap_or("pgm-cpu"))?;
         return Ok(vec![
-            (random_model(&mdlm, args.seed)?, SamplerKind::DdpmCache),
             (
-                random_model(&pgm, args.seed)?,
+                random_model(&mdlm, args.seed, args.device)?,
+                SamplerKind::DdpmCache,
+            ),
+            (
+                random_model(&pgm, args.seed, args.device)?,
                 SamplerKind::EfficientUniform,
             ),
         ]);
@@ -235,7 +234,7 @@ fn load_models(
         (Some(dir), false, _) => {
             let expect = sampler.map(|s| s.model_kind());
             let (model, store) =
-                checkpoint::load(dir, expect, DType::F32, Device::Cpu).map_err(|e| {
+                checkpoint::load(dir, expect, DType::F32, args.device).map_err(|e| {
                     format!("{e} (sampler {})", sampler.map_or("default", |s| s.name()))
                 })?;
             Loaded {
@@ -244,7 +243,7 @@ fn load_models(
                 source: dir.display().to_string(),
             }
         }
-        (None, true, Some(preset)) => random_model(preset, args.seed)?,
+        (None, true, Some(preset)) => random_model(preset, args.seed, args.device)?,
         (None, true, None) => {
             return Err("--random-init needs --preset (e.g. pgm-cpu), or use --compare".into())
         }
@@ -280,9 +279,9 @@ fn matching_pair(pgm: &str) -> Result<(String, String), Error> {
     Ok((pgm.to_string(), mdlm.to_string()))
 }
 
-fn random_model(preset: &str, seed: u64) -> Result<Loaded, Error> {
+fn random_model(preset: &str, seed: u64, device: Device) -> Result<Loaded, Error> {
     let cfg = ModelConfig::preset(preset)?;
-    let (model, store) = Model::new(&cfg, DType::F32, Device::Cpu, seed)?;
+    let (model, store) = Model::new(&cfg, DType::F32, device, seed)?;
     Ok(Loaded {
         model,
         store,

@@ -163,7 +163,7 @@ fn run(args: Args) -> Result<(), Error> {
             )
             .into());
         }
-        let (trainer, extra) = Trainer::resume(&ckpt)?;
+        let (trainer, extra) = Trainer::resume(&ckpt, args.device)?;
         let state: OrderState = serde_json::from_value(extra["order"].clone())
             .map_err(|e| format!("{}: data order: {e}", ckpt.display()))?;
         let data = open_data(&args, &out, trainer.model.config(), Some(state))?;
@@ -370,8 +370,8 @@ fn check_args(args: &Args) -> Result<(), Error> {
     if args.resume && (args.preset.is_some() || args.config.is_some()) {
         return bad("--resume takes the model from the checkpoint: drop --preset / --config");
     }
-    if args.device != Device::Cpu {
-        return bad("--device cuda: training does not run on the CUDA backend yet (attention has no CUDA kernel); train with --device cpu");
+    if let Err(e) = args.device.check_available() {
+        return bad(&e.to_string());
     }
     Ok(())
 }

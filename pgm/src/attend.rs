@@ -4,7 +4,7 @@
 use crate::config::AttentionImpl;
 use autograd::Var;
 use nn::attention::{masked_attention, partition_attention, partition_mask, rope_tables};
-use tensor::{DType, GroupRule, Result, Tensor};
+use tensor::{DType, Device, GroupRule, Result, Tensor};
 
 /// Everything an attention layer needs besides q, k and v.
 pub struct AttentionPattern {
@@ -100,17 +100,19 @@ pub struct RopeTable {
 }
 
 impl RopeTable {
-    /// Tables for positions 0..len: cos and sin [len, head_dim / 2] in `dtype`.
-    pub fn new(len: usize, head_dim: usize, dtype: DType) -> Result<Self> {
-        let pos = Tensor::arange(len, tensor::Device::Cpu)?;
+    /// Tables for positions 0..len: cos and sin [len, head_dim / 2] in `dtype` on `device`.
+    pub fn new(len: usize, head_dim: usize, dtype: DType, device: Device) -> Result<Self> {
+        let pos = Tensor::arange(len, device)?;
         let (cos, sin) = rope_tables(&pos, head_dim, dtype)?;
         Ok(RopeTable { cos, sin })
     }
-    /// `(cos, sin)` of `positions` (U32 [B, N], each below len): [B, N, head_dim / 2] each.
+    /// `(cos, sin)` of `positions` (U32 [B, N], each below len, any device): [B, N,
+    /// head_dim / 2] each, on the tables' device.
     pub fn lookup(&self, positions: &Tensor) -> Result<(Tensor, Tensor)> {
+        let positions = positions.to_device(self.cos.device())?;
         Ok((
-            self.cos.embedding(positions)?,
-            self.sin.embedding(positions)?,
+            self.cos.embedding(&positions)?,
+            self.sin.embedding(&positions)?,
         ))
     }
 }

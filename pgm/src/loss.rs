@@ -52,9 +52,11 @@ fn weighted_nll(
     what: &'static str,
 ) -> Result<Var> {
     let (b, l) = (tokens.dims()[0], tokens.dims()[1]);
-    let log_p = log_probs.gather(2, &tokens.unsqueeze(2)?)?; // [B, L, 1]
-    let w =
-        Tensor::from_vec(weights, [b, l, 1], Device::Cpu)?.to_dtype(log_probs.value().dtype())?;
+    let (dtype, device) = (log_probs.value().dtype(), log_probs.value().device());
+    let log_p = log_probs.gather(2, &tokens.to_device(device)?.unsqueeze(2)?)?; // [B, L, 1]
+    let w = Tensor::from_vec(weights, [b, l, 1], Device::Cpu)?
+        .to_dtype(dtype)?
+        .to_device(device)?;
     let loss = log_p
         .mul(&Var::constant(w))?
         .sum_all()?

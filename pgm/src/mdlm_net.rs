@@ -9,7 +9,7 @@ use autograd::Var;
 use nn::conditioning::TimestepEmbedder;
 use nn::layers::Embedding;
 use nn::{Bound, ParamStore};
-use tensor::{bail_shape, Device, Error, GroupRule, Result, Rng, Tensor};
+use tensor::{bail_shape, Error, GroupRule, Result, Rng, Tensor};
 
 /// The masked-diffusion DiT; its weights live in the `ParamStore` made with it.
 pub struct MdlmNetwork {
@@ -58,12 +58,14 @@ impl MdlmNetwork {
         }
         check_tokens(x_t, self.config.vocab_size)?;
         let (b, l) = (x_t.dims()[0], x_t.dims()[1]);
-        let dtype = p.get(&self.embed.table)?.value().dtype();
-        let pos = Tensor::arange(l, Device::Cpu)?
+        let table = p.get(&self.embed.table)?.value();
+        let (dtype, device) = (table.dtype(), table.device());
+        let x_t = &x_t.to_device(device)?;
+        let pos = Tensor::arange(l, device)?
             .unsqueeze(0)?
             .broadcast_as([b, l])?
             .contiguous()?;
-        let one_group = Tensor::zeros([b, l], tensor::DType::U8, Device::Cpu)?;
+        let one_group = Tensor::zeros([b, l], tensor::DType::U8, device)?;
         // Full attention is partition attention with a single group; dense needs no mask at all.
         let how = AttentionImpl::Gathered;
         let pattern = AttentionPattern::new(

@@ -2,7 +2,7 @@
 
 use autograd::Var;
 use tensor::op::CmpOp;
-use tensor::{DType, Device, Error, Result, Tensor};
+use tensor::{DType, Error, Result, Tensor};
 
 /// Fails, naming the row and position, if any token id is not below `vocab_size`.
 pub fn check_tokens(tokens: &Tensor, vocab_size: usize) -> Result<()> {
@@ -32,7 +32,7 @@ pub fn log_probs_without_mask(logits: &Var, mask_id: u32) -> Result<Var> {
     let v = *logits.dims().last().unwrap_or(&0);
     let mut is_mask = vec![0u8; v];
     is_mask[mask_id as usize] = 1;
-    let is_mask = Tensor::from_vec(is_mask, [v], Device::Cpu)?;
+    let is_mask = Tensor::from_vec(is_mask, [v], logits.value().device())?;
     logits
         .masked_fill(&is_mask, f64::NEG_INFINITY)?
         .log_softmax()
@@ -41,16 +41,19 @@ pub fn log_probs_without_mask(logits: &Var, mask_id: u32) -> Result<Var> {
 /// MDLM's carry-over: where the input x_t [B, L] is not MASK, the output puts all its mass on
 /// the input token (log-prob 0 there, −∞ elsewhere); masked positions keep `log_probs`.
 pub fn carry_over_unmasked(log_probs: &Var, x_t: &Tensor, mask_id: u32) -> Result<Var> {
-    let dims = log_probs.dims().to_vec();
-    let v = dims[2];
-    let ids = x_t.to_vec::<u32>()?;
-    let mut one_hot_log = vec![f64::NEG_INFINITY; ids.len() * v];
-    for (i, &t) in ids.iter().enumerate() {
-        one_hot_log[i * v + t as usize] = 0.0;
-    }
-    let dtype = log_probs.value().dtype();
-    let fixed = Tensor::from_vec(one_hot_log, dims, Device::Cpu)?.to_dtype(dtype)?;
-    let mask = Tensor::full(mask_id as f64, (), DType::U32, Device::Cpu)?;
-    let unmasked = x_t.cmp(&mask, CmpOp::Ne)?.unsqueeze(2)?; // [B, L, 1]
+    let (v, dtype, device) = (
+        log_probs.dims()[2],
+        log_probs.value().dtype(),
+        log_probs.value().device(),
+    );
+    let x_t = x_t.to_device(device)?.unsqueeze(2)?; // [B, L, 1]
+                                                    // log of the one-hot of the input token: 0 at x_t, −∞ elsewhere, [B, L, V], built on the
+                                                    // device by comparing the ids with 0..V (no host tensor of B·L·V values).
+    let is_input = Tensor::arange(v, device)?.cmp(&x_t, CmpOp::Eq)?;
+    let zero = Tensor::zeros((), dtype, device)?;
+    let minus_inf = Tensor::full(f64::NEG_INFINITY, (), dtype, device)?;
+    let fixed = is_input.where_cond(&zero, &minus_inf)?;
+    let mask = Tensor::full(mask_id as f64, (), DType::U32, device)?;
+    let unmasked = x_t.cmp(&mask, CmpOp::Ne)?; // [B, L, 1]
     Var::where_cond(&unmasked, &Var::constant(fixed), log_probs)
 }

@@ -166,7 +166,12 @@ impl PgmNetwork {
         mut rng: Option<&mut Rng>,
     ) -> Result<Var> {
         check_tokens(tokens, self.config.vocab_size)?;
-        let dtype = p.get(&self.embed.table)?.value().dtype();
+        let table = p.get(&self.embed.table)?.value();
+        let (dtype, device) = (table.dtype(), table.device());
+        // Inputs are built on the host; they follow the parameters to their device.
+        let on = |t: &Tensor| t.to_device(device);
+        let (tokens, pos, groups) = (&on(tokens)?, &on(pos)?, &on(groups)?);
+        let (q_pos, q_groups) = (&on(q_pos)?, &on(q_groups)?);
         let (hd, how) = (self.config.head_dim(), self.config.attention);
         let enc = AttentionPattern::new(pos, pos, groups, groups, GroupRule::Same, hd, how, dtype)?;
         let cross = AttentionPattern::new(

@@ -217,10 +217,10 @@ impl Trainer {
     }
 
     /// Restores a trainer from a checkpoint directory written by `save`, with the caller's
-    /// `extra` value.
-    pub fn resume(dir: &Path) -> Result<(Trainer, serde_json::Value)> {
+    /// `extra` value, its weights and optimizer state on `device`.
+    pub fn resume(dir: &Path, device: Device) -> Result<(Trainer, serde_json::Value)> {
         let bad = |m: String| Error::msg("resume", format!("{}: {m}", dir.display()));
-        let (model, ema_weights) = checkpoint::load(dir, None, DType::F32, Device::Cpu)?;
+        let (model, ema_weights) = checkpoint::load(dir, None, DType::F32, device)?;
         let text = std::fs::read_to_string(dir.join("train_state.json"))
             .map_err(|e| bad(format!("train_state.json: {e}")))?;
         let json: serde_json::Value =
@@ -246,6 +246,7 @@ impl Trainer {
         let mut params = ema_weights.clone();
         let mut moments = Vec::new();
         for (name, t) in state {
+            let t = t.to_device(device)?;
             match name.strip_prefix("param.") {
                 Some(p) => params.set(p, t)?,
                 None => moments.push((name, t)),

@@ -52,7 +52,7 @@ fn resumed_training_matches_uninterrupted_training() {
             .collect();
         first.save(&dir, serde_json::json!({"cursor": 3})).unwrap();
         drop(first);
-        let (mut second, extra) = Trainer::resume(&dir).unwrap();
+        let (mut second, extra) = Trainer::resume(&dir, Device::Cpu).unwrap();
         assert_eq!(extra["cursor"], 3);
         assert_eq!(second.step_count(), 3);
         resumed_losses.extend((3..6).map(|i| second.step(&batch(i)).unwrap().loss));

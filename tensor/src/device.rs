@@ -15,6 +15,26 @@ impl Device {
     pub fn is_cuda(self) -> bool {
         matches!(self, Device::Cuda(_))
     }
+
+    /// Ok when tensors can be made here: always for the CPU; for a GPU, when this build has
+    /// the `cuda` feature and the driver opens that device. The error says which is missing.
+    pub fn check_available(self) -> crate::Result<()> {
+        match self {
+            Device::Cpu => Ok(()),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(i) => crate::cuda::stream(i)
+                .map(|_| ())
+                .map_err(|e| match e.kind {
+                    crate::ErrorKind::Cuda(m) => crate::Error::msg("device", m),
+                    _ => e,
+                }),
+            #[cfg(not(feature = "cuda"))]
+            Device::Cuda(_) => Err(crate::Error::msg(
+                "device",
+                format!("{self}: this build has no CUDA support: rebuild with `--features cuda`"),
+            )),
+        }
+    }
 }
 
 impl fmt::Display for Device {

@@ -27,7 +27,7 @@ use crate::pgm_net::{InferenceInput, PgmNetwork};
 use autograd::Var;
 use nn::layers::{LayerNorm, Linear, LAYER_NORM_EPS};
 use nn::Bound;
-use tensor::{DType, Device, GroupRule, Result, Tensor};
+use tensor::{DType, GroupRule, Result, Tensor};
 
 /// A LayerNorm whose constant modulation is folded in: y = LN(x)·weight + bias.
 struct Norm {
@@ -193,18 +193,14 @@ impl FoldedOutput {
     fn new(p: &Bound, f: &FinalLayer, c: &Var, mask_id: u32) -> Result<Self> {
         let m = modulations(p, &f.ada_ln, c)?;
         let linear = Affine::plain(p, &f.linear)?;
-        let bias = linear.bias.as_ref().map(|b| b.value().clone());
-        let bias = match bias {
-            Some(b) => b,
-            None => Tensor::zeros(
-                [f.linear.out_dim],
-                linear.weight.value().dtype(),
-                Device::Cpu,
-            )?,
+        let weight = linear.weight.value();
+        let bias = match &linear.bias {
+            Some(b) => b.value().clone(),
+            None => Tensor::zeros([f.linear.out_dim], weight.dtype(), weight.device())?,
         };
         let mut is_mask = vec![0u8; f.linear.out_dim];
         is_mask[mask_id as usize] = 1;
-        let is_mask = Tensor::from_vec(is_mask, [f.linear.out_dim], Device::Cpu)?;
+        let is_mask = Tensor::from_vec(is_mask, [f.linear.out_dim], weight.device())?;
         Ok(FoldedOutput {
             norm: Norm::modulated(p, &f.norm, &m[0], &m[1])?,
             linear: Affine {
@@ -245,7 +241,7 @@ impl<'a> FoldedPgm<'a> {
     pub fn new(net: &'a PgmNetwork, p: &'a Bound) -> Result<Self> {
         let cfg = &net.config;
         let embed = p.get(&net.embed.table)?.clone();
-        let dtype = embed.value().dtype();
+        let (dtype, device) = (embed.value().dtype(), embed.value().device());
         let c = net.sigma_map.condition(p, &[0.0])?; // [1, C]
         Ok(FoldedPgm {
             net,
@@ -258,7 +254,7 @@ impl<'a> FoldedPgm<'a> {
                 .map(|b| FoldedDecoder::new(p, b, &c))
                 .collect::<Result<_>>()?,
             output: FoldedOutput::new(p, &net.output, &c, cfg.mask_id())?,
-            rope: RopeTable::new(cfg.seq_len, cfg.head_dim(), dtype)?,
+            rope: RopeTable::new(cfg.seq_len, cfg.head_dim(), dtype, device)?,
             embed,
         })
     }
@@ -271,6 +267,16 @@ impl<'a> FoldedPgm<'a> {
     /// rows of pad queries hold values to ignore). Positions must be below L.
     pub fn forward(&self, input: &InferenceInput) -> Result<Tensor> {
         let (clean_groups, query_groups) = input.groups("folded pgm")?;
+        // The inputs are built on the host; they follow the weights to their device.
+        let device = self.embed.value().device();
+        let (clean_groups, query_groups) = (
+            clean_groups.to_device(device)?,
+            query_groups.to_device(device)?,
+        );
+        let (tokens, query_positions) = (
+            input.tokens.to_device(device)?,
+            input.query_positions.to_device(device)?,
+        );
         let (hd, how) = (self.net.config.head_dim(), self.net.config.attention);
         let k_rope = self.rope.lookup(input.positions)?;
         let q_rope = self.rope.lookup(input.query_positions)?;
@@ -293,19 +299,17 @@ impl<'a> FoldedPgm<'a> {
             hd,
             how,
         )?;
-        let mut h = self.embed.embedding(input.tokens)?;
+        let mut h = self.embed.embedding(&tokens)?;
         for block in &self.encoder {
             h = block.forward(&h, &enc)?;
         }
         let gs = &self.net.group_swap;
         let mut y = match &self.query_table {
-            Some(table) => {
-                gs.attend(self.p, &h, &table.embedding(input.query_positions)?, &cross)?
-            }
+            Some(table) => gs.attend(self.p, &h, &table.embedding(&query_positions)?, &cross)?,
             None => gs.forward(
                 self.p,
                 &h,
-                input.query_positions,
+                &query_positions,
                 &query_groups,
                 &clean_groups,
                 &cross,
@@ -334,7 +338,7 @@ impl<'a> FoldedMdlm<'a> {
     pub fn new(net: &'a MdlmNetwork, p: &'a Bound) -> Result<Self> {
         let cfg = &net.config;
         let embed = p.get(&net.embed.table)?.clone();
-        let dtype = embed.value().dtype();
+        let (dtype, device) = (embed.value().dtype(), embed.value().device());
         let c = net.sigma_map.condition(p, &[0.0])?;
         Ok(FoldedMdlm {
             net,
@@ -342,7 +346,7 @@ impl<'a> FoldedMdlm<'a> {
                 .map(|b| FoldedDit::new(p, b, &c))
                 .collect::<Result<_>>()?,
             output: FoldedOutput::new(p, &net.output, &c, cfg.mask_id())?,
-            rope: RopeTable::new(cfg.seq_len, cfg.head_dim(), dtype)?,
+            rope: RopeTable::new(cfg.seq_len, cfg.head_dim(), dtype, device)?,
             embed,
             dtype,
         })
@@ -356,12 +360,13 @@ impl<'a> FoldedMdlm<'a> {
     /// the output layer.
     pub fn trunk(&self, x_t: &Tensor) -> Result<Tensor> {
         let (b, l) = (x_t.dims()[0], x_t.dims()[1]);
-        let pos = Tensor::arange(l, Device::Cpu)?
+        let device = self.embed.value().device();
+        let pos = Tensor::arange(l, device)?
             .unsqueeze(0)?
             .broadcast_as([b, l])?
             .contiguous()?;
         let rope = self.rope.lookup(&pos)?;
-        let one_group = Tensor::zeros([b, l], DType::U8, Device::Cpu)?;
+        let one_group = Tensor::zeros([b, l], DType::U8, device)?;
         // Full attention: one group, through the gathered kernel (no mask at all).
         let pattern = AttentionPattern::from_tables(
             rope.clone(),
@@ -372,7 +377,7 @@ impl<'a> FoldedMdlm<'a> {
             self.net.config.head_dim(),
             crate::config::AttentionImpl::Gathered,
         )?;
-        let mut h = self.embed.embedding(x_t)?;
+        let mut h = self.embed.embedding(&x_t.to_device(device)?)?;
         for block in &self.blocks {
             h = block.forward(&h, &pattern)?;
         }
@@ -384,7 +389,7 @@ impl<'a> FoldedMdlm<'a> {
     /// rows), from the trunk output [B·L, D]. MDLM's carry-over is not applied: samplers ask
     /// only for masked positions.
     pub fn log_probs_at(&self, trunk: &Tensor, rows: &[u32]) -> Result<Tensor> {
-        let ids = Tensor::from_vec(rows.to_vec(), [rows.len()], Device::Cpu)?;
+        let ids = Tensor::from_vec(rows.to_vec(), [rows.len()], trunk.device())?;
         let x = Var::constant(trunk.index_select(0, &ids)?.to_dtype(self.dtype)?);
         self.output.log_probs(&x)
     }

@@ -156,7 +156,7 @@ pub fn sample_naive(
         let lp = net.forward_train(p, &tokens, &groups, None)?;
         calls += 1;
         let v = lp.dims()[2];
-        let ids = Tensor::from_vec(rows.to_vec(), [rows.len()], Device::Cpu)?;
+        let ids = Tensor::from_vec(rows.to_vec(), [rows.len()], lp.value().device())?;
         Ok(Some(
             lp.value()
                 .reshape([batch * len, v])?
