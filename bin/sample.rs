@@ -11,6 +11,7 @@
 
 use clap::Parser;
 use cli::plot::{Plot, Series};
+use cli::Precision;
 use data::Tokenizer;
 use nn::ParamStore;
 use pgm::checkpoint::{self, Model};
@@ -21,7 +22,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
-use tensor::{DType, Device, Rng};
+use tensor::{Device, Rng};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -82,6 +83,9 @@ struct Args {
     /// cpu, or cuda / cuda:N (a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: Device,
+    /// The weights' and activations' dtype: f32, or bf16 (GPU only; weights rounded once).
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: Precision,
     /// Write the decoded samples to this file instead of stdout.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -144,6 +148,7 @@ fn run(args: Args) -> Result<(), Error> {
     if let Err(e) = args.device.check_available() {
         return Err(e.to_string().into());
     }
+    args.dtype.check(args.device)?;
     if !(args.top_p > 0.0 && args.top_p <= 1.0) {
         return Err(format!("--top-p must be in (0, 1], got {}", args.top_p).into());
     }
@@ -208,14 +213,8 @@ fn load_models(
         }
         let (pgm, mdlm) = matching_pair(args.preset.as_deref().unwrap_or("pgm-cpu"))?;
         return Ok(vec![
-            (
-                random_model(&mdlm, args.seed, args.device)?,
-                SamplerKind::DdpmCache,
-            ),
-            (
-                random_model(&pgm, args.seed, args.device)?,
-                SamplerKind::EfficientUniform,
-            ),
+            (random_model(&mdlm, args)?, SamplerKind::DdpmCache),
+            (random_model(&pgm, args)?, SamplerKind::EfficientUniform),
         ]);
     }
     // With neither source given, sample from the default training run if it is there.
@@ -233,8 +232,8 @@ fn load_models(
         }
         (Some(dir), false, _) => {
             let expect = sampler.map(|s| s.model_kind());
-            let (model, store) =
-                checkpoint::load(dir, expect, DType::F32, args.device).map_err(|e| {
+            let (model, store) = checkpoint::load(dir, expect, args.dtype.dtype(), args.device)
+                .map_err(|e| {
                     format!("{e} (sampler {})", sampler.map_or("default", |s| s.name()))
                 })?;
             Loaded {
@@ -243,7 +242,7 @@ fn load_models(
                 source: dir.display().to_string(),
             }
         }
-        (None, true, Some(preset)) => random_model(preset, args.seed, args.device)?,
+        (None, true, Some(preset)) => random_model(preset, args)?,
         (None, true, None) => {
             return Err("--random-init needs --preset (e.g. pgm-cpu), or use --compare".into())
         }
@@ -279,9 +278,9 @@ fn matching_pair(pgm: &str) -> Result<(String, String), Error> {
     Ok((pgm.to_string(), mdlm.to_string()))
 }
 
-fn random_model(preset: &str, seed: u64, device: Device) -> Result<Loaded, Error> {
+fn random_model(preset: &str, args: &Args) -> Result<Loaded, Error> {
     let cfg = ModelConfig::preset(preset)?;
-    let (model, store) = Model::new(&cfg, DType::F32, device, seed)?;
+    let (model, store) = Model::new(&cfg, args.dtype.dtype(), args.device, args.seed)?;
     Ok(Loaded {
         model,
         store,

@@ -8,6 +8,7 @@
 use clap::{Parser, ValueEnum};
 use cli::metrics::{MetricsLog, Record};
 use cli::plot::{Plot, Series};
+use cli::Precision;
 use data::{BatchOrder, OrderState, Windows};
 use indicatif::{ProgressBar, ProgressStyle};
 use pgm::checkpoint::Model;
@@ -99,9 +100,13 @@ struct Args {
     resume: bool,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// cpu, or cuda / cuda:N.
+    /// cpu, or cuda / cuda:N (a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: Device,
+    /// What the forward and backward passes compute in: f32, or bf16 (mixed precision on a
+    /// GPU: bf16 activations and matmuls, f32 master weights, optimizer state and loss).
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: Precision,
     /// Log lines instead of a progress bar (also the default when stderr is not a terminal).
     #[arg(long)]
     quiet: bool,
@@ -195,6 +200,7 @@ fn run(args: Args) -> Result<(), Error> {
         (Trainer::new(model, params, train_config(&args)), data)
     };
     trainer.config.total_steps = args.steps;
+    trainer.set_compute_dtype(args.dtype.dtype());
     let cfg = trainer.model.config().clone();
     println!(
         "{:?} model: {} parameters (D = {}, {} heads, {}{} blocks), L = {}, vocabulary {} ({} tokenizer)",
@@ -372,6 +378,9 @@ fn check_args(args: &Args) -> Result<(), Error> {
     }
     if let Err(e) = args.device.check_available() {
         return bad(&e.to_string());
+    }
+    if let Err(e) = args.dtype.check(args.device) {
+        return bad(&e);
     }
     Ok(())
 }

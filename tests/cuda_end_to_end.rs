@@ -47,15 +47,19 @@ fn batch(i: u64, len: usize) -> Vec<Tensor> {
     vec![Tensor::from_vec(ids, [4, len], Device::Cpu).unwrap()]
 }
 
-/// The losses of the first four optimiser steps of `preset` (dropout on) on `device`.
-fn losses(preset: &str, device: Device) -> Vec<f64> {
+/// The losses of the first four optimiser steps of `preset` (dropout on) on `device`, the
+/// passes computing in `compute` over f32 weights.
+fn losses(preset: &str, device: Device, compute: DType) -> Vec<f64> {
     let mut cfg = ModelConfig::preset(preset).unwrap();
     cfg.dropout = 0.1;
     let (model, params) = Model::new(&cfg, DType::F32, device, 1).unwrap();
     let mut trainer = Trainer::new(model, params, train_config());
-    (0..4)
+    trainer.set_compute_dtype(compute);
+    let losses = (0..4)
         .map(|i| trainer.step(&batch(i, cfg.seq_len)).unwrap().loss)
-        .collect()
+        .collect();
+    assert!(trainer.params.iter().all(|(_, w)| w.dtype() == DType::F32));
+    losses
 }
 
 #[test]
@@ -64,13 +68,51 @@ fn first_training_steps_match_the_cpu() {
         return;
     }
     for preset in ["pgm-tiny", "mdlm-tiny"] {
-        let (cpu, gpu) = (losses(preset, Device::Cpu), losses(preset, GPU));
+        let (cpu, gpu) = (
+            losses(preset, Device::Cpu, DType::F32),
+            losses(preset, GPU, DType::F32),
+        );
         eprintln!("{preset}: cpu {cpu:?}\n{preset}: gpu {gpu:?}");
         for (step, (c, g)) in cpu.iter().zip(&gpu).enumerate() {
             assert!(
                 (c - g).abs() <= 1e-4 * c.abs().max(1.0),
                 "{preset} step {step}: cpu loss {c}, gpu loss {g}"
             );
+        }
+    }
+}
+
+/// Mixed precision (bf16 passes over f32 weights) follows the f32 run to bf16's precision,
+/// and bf16 weights sample valid sequences.
+#[test]
+fn bf16_trains_and_samples() {
+    if !gpu_or_skip("bf16_trains_and_samples") {
+        return;
+    }
+    for (preset, kind) in [
+        ("pgm-tiny", SamplerKind::EfficientUniform),
+        ("mdlm-tiny", SamplerKind::DdpmCache),
+    ] {
+        let (f32s, bf16s) = (
+            losses(preset, GPU, DType::F32),
+            losses(preset, GPU, DType::BF16),
+        );
+        eprintln!("{preset}: f32 {f32s:?}\n{preset}: bf16 {bf16s:?}");
+        for (step, (a, b)) in f32s.iter().zip(&bf16s).enumerate() {
+            assert!(
+                (a - b).abs() <= 5e-2 * a.abs().max(1.0),
+                "{preset} step {step}: f32 loss {a}, bf16 loss {b}"
+            );
+        }
+        let cfg = ModelConfig::preset(preset).unwrap();
+        let (model, store) = Model::new(&cfg, DType::BF16, GPU, 2).unwrap();
+        let opts = SampleOptions::new(kind, 8, 17);
+        let rows = sample(&model, &store, &opts, 2, &mut Rng::seed(1))
+            .unwrap()
+            .tokens;
+        for row in rows {
+            assert_eq!((row.len(), row[0]), (cfg.seq_len, 17), "{preset}: {row:?}");
+            assert!(row.iter().all(|&t| t < cfg.mask_id()), "{preset}: {row:?}");
         }
     }
 }

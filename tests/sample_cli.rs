@@ -31,6 +31,11 @@ fn bad_flags_are_clear_errors() {
             "the ddpm-cache sampler needs a Mdlm model",
         ),
         (vec!["--order", "sideways"], "unknown --order 'sideways'"),
+        (
+            vec!["--dtype", "bf16"],
+            "--dtype bf16 computes on a GPU only",
+        ),
+        (vec!["--device", "cuda:7"], "cuda:7"),
     ];
     for (extra, want) in cases {
         let args: Vec<&str> = tiny.iter().copied().chain(extra.iter().copied()).collect();

@@ -224,4 +224,8 @@ fn bad_data_and_flags_fail_with_a_clear_message() {
     expect_error(run(&["--resume"]), "--resume");
     expect_error(run(&["--ema-decay", "1.5"]), "--ema-decay");
     expect_error(run(&["--device", "cuda"]), "cuda");
+    expect_error(
+        run(&["--dtype", "bf16"]),
+        "--dtype bf16 computes on a GPU only",
+    );
 }

@@ -162,24 +162,20 @@ impl Mlp {
 }
 
 /// Inverted dropout: zeroes each element with probability `p` and scales the rest by
-/// 1/(1 − p). With `rng` None (evaluation) or p = 0 it is the identity.
+/// 1/(1 − p). With `rng` None (evaluation) or p = 0 it is the identity. The mask is drawn on
+/// the host from `rng` (so a run gives the same masks on every device) and moved to x's.
 pub fn dropout(x: &Var, p: f64, rng: Option<&mut Rng>) -> Result<Var> {
     let Some(rng) = rng.filter(|_| p > 0.0) else {
         return Ok(x.clone());
     };
-    let keep = Tensor::rand_uniform(
-        x.shape().clone(),
-        0.0,
-        1.0,
-        DType::F64,
-        x.value().device(),
-        rng,
-    )?;
+    let cpu = tensor::Device::Cpu;
+    let keep = Tensor::rand_uniform(x.shape().clone(), 0.0, 1.0, DType::F64, cpu, rng)?;
     let scale = 1.0 / (1.0 - p);
-    let mask = keep.cmp(
-        &Tensor::scalar(p, DType::F64, keep.device())?,
-        tensor::op::CmpOp::Ge,
-    )?;
-    let mask = mask.to_dtype(x.value().dtype())?.mul_scalar(scale)?;
+    let mask = keep.cmp(&Tensor::scalar(p, DType::F64, cpu)?, tensor::op::CmpOp::Ge)?;
+    let mask = mask
+        .to_dtype(DType::F64)?
+        .mul_scalar(scale)?
+        .to_dtype(x.value().dtype())?
+        .to_device(x.value().device())?;
     x.mul(&Var::constant(mask))
 }

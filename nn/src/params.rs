@@ -124,48 +124,71 @@ impl ParamStore {
 
     /// Binds every parameter for one forward pass: tracked leaves on `tape`, or constants.
     pub fn bind(&self, tape: Option<&Tape>) -> Bound {
+        let vars = self.params.iter().map(|(n, t)| {
+            let leaf = leaf(tape, t);
+            (n.clone(), (leaf.clone(), leaf))
+        });
+        Bound {
+            vars: vars.collect(),
+        }
+    }
+
+    /// Mixed precision: binds every parameter as [`bind`](Self::bind) does, but the forward
+    /// pass sees it cast to `compute` (bf16 activations and matmuls over f32 master weights).
+    /// The cast is recorded, so gradients come back in the store's dtype, for the optimizer.
+    pub fn bind_as(&self, tape: Option<&Tape>, compute: DType) -> Result<Bound> {
         let vars = self
             .params
             .iter()
             .map(|(n, t)| {
-                (
-                    n.clone(),
-                    tape.map_or_else(|| Var::constant(t.clone()), |tape| tape.var(t.clone())),
-                )
+                let leaf = leaf(tape, t);
+                let seen = match t.dtype() == compute {
+                    true => leaf.clone(),
+                    false => leaf.to_dtype(compute)?,
+                };
+                Ok((n.clone(), (leaf, seen)))
             })
-            .collect();
-        Bound { vars }
+            .collect::<Result<_>>()?;
+        Ok(Bound { vars })
     }
 }
 
-/// The parameters of a store as `Var`s for one forward pass.
+/// A tracked leaf on `tape`, or a constant without one.
+fn leaf(tape: Option<&Tape>, t: &Tensor) -> Var {
+    tape.map_or_else(|| Var::constant(t.clone()), |tape| tape.var(t.clone()))
+}
+
+/// The parameters of a store as `Var`s for one forward pass: each leaf, and the variable the
+/// forward pass uses (the leaf itself, or its cast to the compute dtype).
 pub struct Bound {
-    vars: HashMap<String, Var>,
+    vars: HashMap<String, (Var, Var)>,
 }
 
 impl Bound {
     /// A binding from explicit (name, variable) pairs, e.g. a gradient checker's inputs.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, Var)>) -> Bound {
         Bound {
-            vars: vars.into_iter().collect(),
+            vars: vars.into_iter().map(|(n, v)| (n, (v.clone(), v))).collect(),
         }
     }
 
-    /// The variable of a parameter.
+    /// The variable of a parameter, as the forward pass uses it.
     pub fn get(&self, p: &Param) -> Result<&Var> {
-        self.vars.get(&p.0).ok_or_else(|| {
-            Error::msg(
+        match self.vars.get(&p.0) {
+            Some((_, seen)) => Ok(seen),
+            None => Err(Error::msg(
                 "Bound::get",
                 format!("parameter '{}' is not in the bound store", p.0),
-            )
-        })
+            )),
+        }
     }
 
-    /// Gradients by parameter name; a parameter the loss does not reach gets no entry.
+    /// Gradients by parameter name, in the store's dtype; a parameter the loss does not reach
+    /// gets no entry.
     pub fn gradients(&self, grads: &Gradients) -> BTreeMap<String, Tensor> {
         self.vars
             .iter()
-            .filter_map(|(n, v)| grads.get(v).map(|g| (n.clone(), g.clone())))
+            .filter_map(|(n, (leaf, _))| grads.get(leaf).map(|g| (n.clone(), g.clone())))
             .collect()
     }
 }

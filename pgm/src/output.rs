@@ -28,7 +28,12 @@ pub fn check_tokens(tokens: &Tensor, vocab_size: usize) -> Result<()> {
 }
 
 /// logits [B, N, V] → log-probabilities with the MASK id at −∞ (the model never predicts MASK).
+/// Half-precision logits (bf16, f16) are widened to f32 first: the loss is always f32 or f64.
 pub fn log_probs_without_mask(logits: &Var, mask_id: u32) -> Result<Var> {
+    let logits = &match logits.value().dtype() {
+        DType::BF16 | DType::F16 => logits.to_dtype(DType::F32)?,
+        _ => logits.clone(),
+    };
     let v = *logits.dims().last().unwrap_or(&0);
     let mut is_mask = vec![0u8; v];
     is_mask[mask_id as usize] = 1;

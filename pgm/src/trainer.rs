@@ -58,6 +58,9 @@ pub struct Trainer {
     noise_rng: Rng,
     dropout_rng: Rng,
     step: u64,
+    /// The dtype of the forward and backward passes (the weights, moments and loss stay in
+    /// the store's dtype): see [`Trainer::set_compute_dtype`].
+    compute: DType,
 }
 
 /// The loss of either model on clean tokens [B, L], drawing times and the partition or mask.
@@ -90,11 +93,19 @@ impl Trainer {
             noise_rng: Rng::seed(config.seed ^ 0x6E_6F69_7365),
             dropout_rng: Rng::seed(config.seed ^ 0x6472_6F70),
             optimizer: opt,
+            compute: params.dtype(),
             model,
             params,
             config,
             step: 0,
         }
+    }
+
+    /// Mixed precision: run the forward and backward passes in `dtype` (bf16 on a GPU) over
+    /// master weights kept in the store's dtype, which the optimizer updates. The loss is
+    /// computed in f32 whatever the compute dtype.
+    pub fn set_compute_dtype(&mut self, dtype: DType) {
+        self.compute = dtype;
     }
     /// Optimiser steps taken.
     pub fn step_count(&self) -> u64 {
@@ -113,7 +124,7 @@ impl Trainer {
         let k = micro_batches.len() as f64;
         for tokens in micro_batches {
             let tape = Tape::new();
-            let p = self.params.bind(Some(&tape));
+            let p = self.params.bind_as(Some(&tape), self.compute)?;
             let dropout = Some(&mut self.dropout_rng);
             let loss = model_loss(
                 &self.model,
@@ -151,7 +162,7 @@ impl Trainer {
     /// The mean validation loss over `batches` with the EMA weights, no dropout, and noise
     /// drawn from `seed` (the same draws at every evaluation, so evaluations compare).
     pub fn evaluate(&self, batches: &[Tensor], seed: u64) -> Result<f64> {
-        let p = self.ema.weights.bind(None);
+        let p = self.ema.weights.bind_as(None, self.compute)?;
         let mut noise = Rng::seed(seed);
         let mut total = 0.0;
         for tokens in batches {

@@ -36,10 +36,18 @@ impl Tensor {
                 let (c, s) = k::rope_tables::<f64>(p, head_dim, base);
                 (CpuStorage::F64(c), CpuStorage::F64(s))
             }
+            other if other.is_float() => {
+                // Half-precision tables: computed in f32, rounded once.
+                let (c, s) = Tensor::rope_tables(&pos, head_dim, base, DType::F32)?;
+                return Ok((
+                    c.to_dtype(other)?.to_device(positions.device())?,
+                    s.to_dtype(other)?.to_device(positions.device())?,
+                ));
+            }
             other => {
                 return Err(Error::dtype(
                     name,
-                    format!("tables are F32 or F64, got {other:?}"),
+                    format!("tables are a float dtype, got {other:?}"),
                 ))
             }
         };
