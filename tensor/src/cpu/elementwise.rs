@@ -111,31 +111,70 @@ pub fn unary<T: Float>(x: &[T], op: UnaryOp) -> Vec<T> {
     for_each_unary_op!(op, |OP| map(x, |x| OP.forward(x)))
 }
 
-/// The backward of a unary op in one pass: dx = dy · op'(x), all three contiguous.
+/// The backward of a unary op in one pass: dx = dy · op'(x), all three contiguous (as `map`:
+/// no zero fill, AVX-512 where the CPU has it).
 pub fn unary_backward<T: Float>(x: &[T], y: &[T], dy: &[T], op: UnaryOp) -> Vec<T> {
-    for_each_unary_op!(op, |OP| unary_backward_of(x, y, dy, OP))
+    for_each_unary_op!(op, |OP| {
+        map_triples(x, y, dy, |x, y, dy| dy * OP.derivative(x, y))
+    })
+}
+
+/// out[i] = f(a[i], b[i], c[i]) over three contiguous slices of one length.
+fn map_triples<T: Copy + Send + Sync>(
+    a: &[T],
+    b: &[T],
+    c: &[T],
+    f: impl Fn(T, T, T) -> T + Sync,
+) -> Vec<T> {
+    let n = a.len();
+    let mut out: Vec<T> = Vec::with_capacity(n);
+    let slots = &mut out.spare_capacity_mut()[..n];
+    let work = |o: &mut [MaybeUninit<T>], a: &[T], b: &[T], c: &[T]| {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { write_triples_avx512(o, (a, b, c), &f) };
+        }
+        write_triples(o, (a, b, c), &f)
+    };
+    if n >= PARALLEL_MIN_ELEMS {
+        let inputs = a
+            .par_chunks(CHUNK)
+            .zip(b.par_chunks(CHUNK))
+            .zip(c.par_chunks(CHUNK));
+        slots
+            .par_chunks_mut(CHUNK)
+            .zip(inputs)
+            .for_each(|(o, ((a, b), c))| work(o, a, b, c));
+    } else {
+        work(slots, a, b, c);
+    }
+    // SAFETY: the slots and the three inputs all hold n elements, cut into chunks of the same
+    // lengths, so every slot was written (as in `map`).
+    unsafe { out.set_len(n) };
+    out
 }
 
 #[inline(always)]
-fn unary_backward_of<T: Float>(x: &[T], y: &[T], dy: &[T], op: UnaryOp) -> Vec<T> {
-    let mut out = vec![T::ZERO; x.len()];
-    let work = |o: &mut [T], x: &[T], y: &[T], dy: &[T]| {
-        for i in 0..o.len() {
-            o[i] = dy[i] * op.derivative(x[i], y[i]);
-        }
-    };
-    if x.len() >= PARALLEL_MIN_ELEMS {
-        out.par_chunks_mut(CHUNK)
-            .zip(
-                x.par_chunks(CHUNK)
-                    .zip(y.par_chunks(CHUNK))
-                    .zip(dy.par_chunks(CHUNK)),
-            )
-            .for_each(|(o, ((x, y), dy))| work(o, x, y, dy));
-    } else {
-        work(&mut out, x, y, dy);
+fn write_triples<T: Copy>(
+    o: &mut [MaybeUninit<T>],
+    (a, b, c): (&[T], &[T], &[T]),
+    f: &impl Fn(T, T, T) -> T,
+) {
+    for (i, o) in o.iter_mut().enumerate() {
+        o.write(f(a[i], b[i], c[i]));
     }
-    out
+}
+
+/// [`write_triples`] compiled for AVX-512 (as [`write_map_avx512`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn write_triples_avx512<T: Copy>(
+    o: &mut [MaybeUninit<T>],
+    inputs: (&[T], &[T], &[T]),
+    f: &impl Fn(T, T, T) -> T,
+) {
+    write_triples(o, inputs, f)
 }
 
 /// The storage offsets where each output row starts, for each input layout. All layouts have
@@ -301,13 +340,22 @@ pub fn copy_strided<T: Copy + Send + Sync>(src: &[T], l: &Layout) -> Vec<T> {
     out
 }
 
-/// Writes the contiguous `src` into the region of `dst` that layout `l` describes.
+/// Writes the contiguous `src` into the region of `dst` that layout `l` describes, a row at a
+/// time (a plain copy for rows of stride 1).
 pub fn write_strided<T: Copy>(dst: &mut [T], l: &Layout, src: &[T]) {
-    let mut i = 0;
-    l.for_each_offset(|o| {
-        dst[o] = src[i];
-        i += 1;
-    });
+    let (starts, row_len, stride) = l.rows();
+    if row_len == 0 {
+        return;
+    }
+    for (start, row) in starts.zip(src.chunks_exact(row_len)) {
+        if stride == 1 {
+            dst[start..start + row_len].copy_from_slice(row);
+        } else {
+            for (j, &x) in row.iter().enumerate() {
+                dst[start + j * stride] = x;
+            }
+        }
+    }
 }
 
 /// Converts every element between dtypes (floats round to nearest; floats to integers truncate).
