@@ -6,7 +6,7 @@
 //! tape leaves whose values are strided views of one [B, L, 3H, d] buffer, as a fused QKV
 //! projection produces them (leaves rather than `narrow`s of one leaf, so the timing is the
 //! attention's own: the `narrow` backward's zero-padding and gradient sums would add the same
-//! ≈ 25 ms to both sides). Each iteration builds a tape, runs the attention, takes
+//! cost to both sides). Each iteration builds a tape, runs the attention, takes
 //! loss = Σ out ⊙ W with a fixed random W, and runs the backward pass. Partitions are random
 //! with P(group 1) = 0.5 and 0.1, for the encoder rule (`Same`) and the decoder rule
 //! (`Different`); the allowed fraction of the L² pairs is printed for each.
