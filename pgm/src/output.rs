@@ -52,8 +52,9 @@ pub fn carry_over_unmasked(log_probs: &Var, x_t: &Tensor, mask_id: u32) -> Resul
         log_probs.value().device(),
     );
     let x_t = x_t.to_device(device)?.unsqueeze(2)?; // [B, L, 1]
-                                                    // log of the one-hot of the input token: 0 at x_t, −∞ elsewhere, [B, L, V], built on the
-                                                    // device by comparing the ids with 0..V (no host tensor of B·L·V values).
+
+    // The log of the one-hot of the input token: 0 at x_t, −∞ elsewhere, [B, L, V], built on
+    // the device by comparing the ids with 0..V (no host tensor of B·L·V values).
     let is_input = Tensor::arange(v, device)?.cmp(&x_t, CmpOp::Eq)?;
     let zero = Tensor::zeros((), dtype, device)?;
     let minus_inf = Tensor::full(f64::NEG_INFINITY, (), dtype, device)?;

@@ -2,6 +2,7 @@
 //! the Gumbel-max trick in f64 as the reference does (SPEC §6), optionally restricted to the
 //! nucleus (top-p).
 
+use rayon::prelude::*;
 use tensor::Rng;
 
 /// How a token is drawn from a distribution.
@@ -51,6 +52,28 @@ pub fn draw(log_probs: &[f64], rule: DrawRule, rng: &mut Rng) -> u32 {
     best.1 as u32
 }
 
+/// One draw per listed row of `log_probs` (rows of `v` values; row `rows[k]` gives the k-th
+/// token), the rows in parallel: a draw costs a few operations per vocabulary id, which adds
+/// up with a large vocabulary (256 rows of 50 258 per step at the paper's size). The call
+/// takes one seed from `rng` and draws the k-th row with `Rng::seed_stream(seed, k)`, so the
+/// tokens do not depend on how the rows are shared out between threads.
+pub fn draw_rows(
+    log_probs: &[f64],
+    v: usize,
+    rows: &[usize],
+    rule: DrawRule,
+    rng: &mut Rng,
+) -> Vec<u32> {
+    let seed = rng.next_u64();
+    rows.par_iter()
+        .enumerate()
+        .map(|(k, &r)| {
+            let row = &log_probs[r * v..(r + 1) * v];
+            draw(row, rule, &mut Rng::seed_stream(seed, k as u64))
+        })
+        .collect()
+}
+
 /// Which ids the nucleus keeps: the smallest set of most likely ids whose probabilities sum to
 /// at least `top_p` (the most likely id always). None when `top_p` ≥ 1 (keep all).
 pub fn nucleus(probs: &[f64], top_p: f64) -> Option<Vec<bool>> {
@@ -82,6 +105,38 @@ mod tests {
         assert_eq!(nucleus(&probs, 0.5).unwrap(), [false, true, false, false]);
         assert_eq!(nucleus(&probs, 0.7).unwrap(), [false, true, false, true]);
         assert_eq!(nucleus(&probs, 0.76).unwrap(), [false, true, true, true]);
+    }
+
+    /// The tokens of `draw_rows` depend on the seed only, not on the threads: one thread and
+    /// the whole pool give the same draws, and each row's token follows its own row.
+    #[test]
+    fn row_draws_do_not_depend_on_the_threads() {
+        let (v, n) = (7, 300);
+        let mut noise = Rng::seed(3);
+        let lp: Vec<f64> = (0..n * v).map(|_| (noise.uniform() + 0.01).ln()).collect();
+        let rows: Vec<usize> = (0..n).rev().collect();
+        let rule = DrawRule {
+            greedy: false,
+            top_p: 1.0,
+        };
+        let pooled = draw_rows(&lp, v, &rows, rule, &mut Rng::seed(9));
+        let single = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| draw_rows(&lp, v, &rows, rule, &mut Rng::seed(9)));
+        assert_eq!(pooled, single);
+        assert_ne!(pooled, draw_rows(&lp, v, &rows, rule, &mut Rng::seed(10)));
+        // Greedy: row rows[k]'s argmax, in the order of `rows`.
+        let greedy = DrawRule {
+            greedy: true,
+            ..rule
+        };
+        let want: Vec<u32> = rows
+            .iter()
+            .map(|&r| argmax(&lp[r * v..(r + 1) * v]) as u32)
+            .collect();
+        assert_eq!(draw_rows(&lp, v, &rows, greedy, &mut Rng::seed(1)), want);
     }
 
     #[test]

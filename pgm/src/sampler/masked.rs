@@ -11,7 +11,7 @@
 //! so its output depends on x only). Drawing x0 everywhere and keeping the revealed positions,
 //! as the reference does, gives the same distribution.
 
-use super::draw::draw;
+use super::draw::draw_rows;
 use super::folded::FoldedMdlm;
 use super::plan::{reveal_probability, target_order, time_grid, uniform_sizes};
 use super::{Order, SampleOptions, SamplerKind, Samples};
@@ -94,9 +94,10 @@ fn run(
             continue;
         };
         let v = lp.dims()[1];
-        let lp = lp.to_f64_vec()?;
-        for (k, &row) in rows.iter().enumerate() {
-            x[row as usize] = draw(&lp[k * v..(k + 1) * v], opts.draw, rng);
+        let every: Vec<usize> = (0..rows.len()).collect();
+        let tokens = draw_rows(&lp.to_f64_vec()?, v, &every, opts.draw, rng);
+        for (&row, token) in rows.iter().zip(tokens) {
+            x[row as usize] = token;
         }
     }
     Ok(x.chunks(len).map(|r| r.to_vec()).collect())

@@ -11,7 +11,7 @@
 //!
 //! Which positions come next is a random permutation per row, or left to right.
 
-use super::draw::draw;
+use super::draw::draw_rows;
 use super::folded::FoldedPgm;
 use super::plan::{binomial, reveal_probability, target_order, time_grid, uniform_sizes};
 use super::{Order, SampleOptions, SamplerKind, Samples};
@@ -108,11 +108,13 @@ pub fn sample_efficient(
         })?;
         calls += 1;
         let v = lp.dims()[2];
-        let lp = lp.to_f64_vec()?;
+        // The real (non-pad) queries of every row, as rows of lp [B·M, V].
+        let real: Vec<usize> = (0..batch)
+            .flat_map(|r| (0..counts[r]).map(move |j| r * m + j))
+            .collect();
+        let mut tokens = draw_rows(&lp.to_f64_vec()?, v, &real, opts.draw, rng).into_iter();
         for (r, row) in rows.iter_mut().enumerate() {
-            for j in 0..counts[r] {
-                let at = (r * m + j) * v;
-                let token = draw(&lp[at..at + v], opts.draw, rng);
+            for token in tokens.by_ref().take(counts[r]) {
                 let pos = row.order[row.next];
                 row.tokens.push(token);
                 row.positions.push(pos);
