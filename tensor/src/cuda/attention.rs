@@ -120,7 +120,8 @@ pub fn backward(
     );
     let dv = p.t()?.matmul(&doh)?; // [B, H, Nk, d]
     let dp = doh.matmul(&vh.t()?)?; // [B, H, Nq, Nk]
-                                    // rowsum(dO ⊙ O) per (b, h, query): [B, Nq, H] → [B, H, Nq, 1].
+
+    // rowsum(dO ⊙ O) per (b, h, query): [B, Nq, H] → [B, H, Nq, 1].
     let delta = dout
         .mul(&out)?
         .sum(-1, false)?
