@@ -103,7 +103,8 @@ pub fn masked_attention(q: &Var, k: &Var, v: &Var, mask: &Tensor, scale: f64) ->
     let kt = k.permute(&[0, 2, 3, 1])?; // [B, H, d, Nk]
     let vh = v.permute(&[0, 2, 1, 3])?; // [B, H, Nk, d]
     let scores = qh.matmul(&kt)?.mul_scalar(scale)?; // [B, H, Nq, Nk]
-                                                     // masked_fill fills where its mask is nonzero: fill the disallowed pairs.
+
+    // masked_fill fills where its mask is nonzero: fill the disallowed pairs.
     let zero = Tensor::zeros((), DType::U8, mask.device())?;
     let blocked = mask.cmp(&zero, CmpOp::Eq)?.unsqueeze(1)?; // [B, 1, Nq, Nk]
     let probs = scores.masked_fill(&blocked, f64::NEG_INFINITY)?.softmax()?;

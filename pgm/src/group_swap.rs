@@ -198,7 +198,8 @@ fn other_group_summary(
         summaries.push(summary.unsqueeze(1)?); // [B, 1, D]
     }
     let per_group = Var::cat(&[&summaries[0], &summaries[1]], 1)?; // [B, 2, D]
-                                                                   // Column k of the selector is 1 where the query's group is 1 − k.
+
+    // Column k of the selector is 1 where the query's group is 1 − k.
     let selector: Vec<Tensor> = (0..2u8)
         .map(|k| {
             let other = Tensor::full((1 - k) as f64, (), DType::U8, q_groups.device())?;
