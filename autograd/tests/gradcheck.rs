@@ -140,6 +140,22 @@ fn softmax_log_softmax_and_layer_norm() {
 }
 
 #[test]
+fn cross_entropy() {
+    let mut rng = Rng::seed(13);
+    let (rows, cols) = (size(&mut rng, 2, 4), size(&mut rng, 3, 7));
+    let x = rand(&[2, rows, cols], &mut rng, false);
+    let ids = (0..2 * rows)
+        .map(|_| (rng.next_u64() % (cols as u64 - 1)) as u32)
+        .collect();
+    let targets = u32s(ids, &[2, rows]);
+    for excluded in [None, Some(cols as u32 - 1)] {
+        check("cross_entropy", &[x.clone()], |v| {
+            v[0].cross_entropy(&targets, excluded)
+        });
+    }
+}
+
+#[test]
 fn matmul_plain_batched_broadcast_and_transposed() {
     let mut rng = Rng::seed(6);
     let (bt, m, k, n) = (

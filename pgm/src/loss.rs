@@ -44,23 +44,26 @@ impl NoisedBatch {
     }
 }
 
-/// Σ weight · (−log p(x0)) / (B·L), with per-token weights [B, L]; fails on a non-finite value.
+/// Σ weight · (−log p(x0)) / (B·L) from the logits [B, L, V], with the MASK class left out of
+/// the softmax and per-token weights [B, L]; fails on a non-finite value. The log-softmax and
+/// the pick of x0 are one fused op, so no [B, L, V] log-probabilities are built.
 fn weighted_nll(
-    log_probs: &Var,
+    logits: &Var,
     tokens: &Tensor,
     weights: Vec<f64>,
+    mask_id: u32,
     what: &'static str,
 ) -> Result<Var> {
     let (b, l) = (tokens.dims()[0], tokens.dims()[1]);
-    let (dtype, device) = (log_probs.value().dtype(), log_probs.value().device());
-    let log_p = log_probs.gather(2, &tokens.to_device(device)?.unsqueeze(2)?)?; // [B, L, 1]
-    let w = Tensor::from_vec(weights, [b, l, 1], Device::Cpu)?
-        .to_dtype(dtype)?
+    let device = logits.value().device();
+    let nll = logits.cross_entropy(&tokens.to_device(device)?, Some(mask_id))?; // [B, L]
+    let w = Tensor::from_vec(weights, [b, l], Device::Cpu)?
+        .to_dtype(nll.value().dtype())?
         .to_device(device)?;
-    let loss = log_p
+    let loss = nll
         .mul(&Var::constant(w))?
         .sum_all()?
-        .mul_scalar(-1.0 / (b * l) as f64)?;
+        .mul_scalar(1.0 / (b * l) as f64)?;
     let value = loss
         .value()
         .to_dtype(tensor::DType::F64)?
@@ -92,7 +95,7 @@ pub fn pgm_loss(
     rng: Option<&mut Rng>,
 ) -> Result<Var> {
     reject_mask_tokens(&batch.tokens, net.config.mask_id(), "pgm loss")?;
-    let log_probs = net.forward_train(p, &batch.tokens, &batch.noised, rng)?;
+    let logits = net.train_logits(p, &batch.tokens, &batch.noised, rng)?;
     let l = batch.tokens.dims()[1];
     let weights = batch
         .noised
@@ -109,7 +112,8 @@ pub fn pgm_loss(
             }
         })
         .collect();
-    weighted_nll(&log_probs, &batch.tokens, weights, "pgm loss")
+    let mask_id = net.config.mask_id();
+    weighted_nll(&logits, &batch.tokens, weights, mask_id, "pgm loss")
 }
 
 /// The MDLM loss: masked tokens weigh w(t) = 1/t, the sum is divided by B·L. Training and
@@ -130,7 +134,7 @@ pub fn mdlm_loss(
         .map(|(&x, &m)| if m == 1 { mask_id } else { x })
         .collect();
     let x_t = Tensor::from_vec(x_t, batch.tokens.dims().to_vec(), Device::Cpu)?;
-    let log_probs = net.forward(p, &x_t, rng)?;
+    let logits = net.logits(p, &x_t, rng)?;
     let weights = noised
         .iter()
         .enumerate()
@@ -142,5 +146,5 @@ pub fn mdlm_loss(
             }
         })
         .collect();
-    weighted_nll(&log_probs, &batch.tokens, weights, "mdlm loss")
+    weighted_nll(&logits, &batch.tokens, weights, mask_id, "mdlm loss")
 }

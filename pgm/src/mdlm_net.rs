@@ -52,7 +52,16 @@ impl MdlmNetwork {
 
     /// x_t [B, L] (U32, MASK where masked) → log-probabilities [B, L, V]: MASK at −∞, and
     /// unmasked positions carry their input token over with probability 1.
-    pub fn forward(&self, p: &Bound, x_t: &Tensor, mut rng: Option<&mut Rng>) -> Result<Var> {
+    pub fn forward(&self, p: &Bound, x_t: &Tensor, rng: Option<&mut Rng>) -> Result<Var> {
+        let mask_id = self.config.mask_id();
+        let log_probs = log_probs_without_mask(&self.logits(p, x_t, rng)?, mask_id)?;
+        carry_over_unmasked(&log_probs, x_t, mask_id)
+    }
+
+    /// `forward` before its output post-processing: the logits [B, L, V]. The loss reads them
+    /// through the fused `cross_entropy`; it weighs unmasked positions 0, so it needs no
+    /// carry-over.
+    pub fn logits(&self, p: &Bound, x_t: &Tensor, mut rng: Option<&mut Rng>) -> Result<Var> {
         if x_t.rank() != 2 {
             bail_shape!("mdlm forward", "x_t must be [B, L], got {:?}", x_t.shape());
         }
@@ -83,8 +92,6 @@ impl MdlmNetwork {
         for block in &self.blocks {
             h = block.forward(p, &h, &c, &pattern, rng.as_deref_mut())?;
         }
-        let log_probs =
-            log_probs_without_mask(&self.output.forward(p, &h, &c)?, self.config.mask_id())?;
-        carry_over_unmasked(&log_probs, x_t, self.config.mask_id())
+        self.output.forward(p, &h, &c)
     }
 }

@@ -121,6 +121,19 @@ impl PgmNetwork {
         groups: &Tensor,
         rng: Option<&mut Rng>,
     ) -> Result<Var> {
+        let logits = self.train_logits(p, tokens, groups, rng)?;
+        log_probs_without_mask(&logits, self.config.mask_id())
+    }
+
+    /// `forward_train` before the log-softmax: the logits [B, L, V] (MASK not yet excluded),
+    /// which the loss reads through the fused `cross_entropy`.
+    pub fn train_logits(
+        &self,
+        p: &Bound,
+        tokens: &Tensor,
+        groups: &Tensor,
+        rng: Option<&mut Rng>,
+    ) -> Result<Var> {
         if tokens.rank() != 2 || groups.dims() != tokens.dims() {
             bail_shape!(
                 "pgm forward",
@@ -141,7 +154,7 @@ impl PgmNetwork {
     /// at the query positions. Records no tape when `p` was bound without one.
     pub fn forward_inference(&self, p: &Bound, input: &InferenceInput) -> Result<Var> {
         let (clean_groups, query_groups) = input.groups("pgm inference")?;
-        self.run(
+        let logits = self.run(
             p,
             input.tokens,
             input.positions,
@@ -149,11 +162,12 @@ impl PgmNetwork {
             input.query_positions,
             &query_groups,
             None,
-        )
+        )?;
+        log_probs_without_mask(&logits, self.config.mask_id())
     }
 
     /// The shared body: encoder over (tokens, positions, groups), GroupSwap and decoder from
-    /// the queries' positions and groups.
+    /// the queries' positions and groups, then the final layer's logits.
     #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
@@ -195,6 +209,6 @@ impl PgmNetwork {
         for block in &self.decoder {
             y = block.forward(p, &y, &h, &c, &cross, rng.as_deref_mut())?;
         }
-        log_probs_without_mask(&self.output.forward(p, &y, &c)?, self.config.mask_id())
+        self.output.forward(p, &y, &c)
     }
 }

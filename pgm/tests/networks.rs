@@ -242,6 +242,46 @@ fn training_and_inference_forward_agree_and_inference_does_not_leak() {
 }
 
 #[test]
+fn mdlm_loss_is_the_masked_tokens_weighted_nll_of_the_forward() {
+    let (model, store) = random_model("mdlm-tiny", DType::F64, 13, |_| {});
+    let net = mdlm(&model);
+    let mut rng = Rng::seed(14);
+    let (b, l, v) = (3, 16, 19);
+    let batch = NoisedBatch::sample(&random_tokens(b, l, v, &mut rng), &mut rng).unwrap();
+    let (tok, noised) = (
+        batch.tokens.to_vec::<u32>().unwrap(),
+        batch.noised.to_vec::<u8>().unwrap(),
+    );
+    assert!(noised.contains(&1) && noised.contains(&0));
+    let x_t: Vec<u32> = tok
+        .iter()
+        .zip(&noised)
+        .map(|(&x, &m)| if m == 1 { net.config.mask_id() } else { x })
+        .collect();
+    let x_t = Tensor::from_vec(x_t, [b, l], Device::Cpu).unwrap();
+    let p = store.bind(None);
+    // The loss reads the logits through the fused cross-entropy; the reference reads the
+    // sampler's log-probabilities (MASK excluded, carry-over at unmasked positions).
+    let lp = net
+        .forward(&p, &x_t, None)
+        .unwrap()
+        .value()
+        .to_f64_vec()
+        .unwrap();
+    let want: f64 = (0..b * l)
+        .filter(|&i| noised[i] == 1)
+        .map(|i| -pgm::schedule::weight(batch.times[i / l]) * lp[i * v + tok[i] as usize])
+        .sum::<f64>()
+        / (b * l) as f64;
+    let got = mdlm_loss(net, &p, &batch, None)
+        .unwrap()
+        .value()
+        .to_scalar::<f64>()
+        .unwrap();
+    assert!((got - want).abs() < 1e-9 * want.abs(), "{got} vs {want}");
+}
+
+#[test]
 fn loss_forms_weigh_the_groups_as_specified() {
     let (model, store) = random_model("pgm-tiny", DType::F64, 11, |c| {
         c.query_processor = QueryProcessor::Mlp4

@@ -93,6 +93,10 @@ fn launched_kernel_names_are_exported() {
             ],
         ),
         (Source::Attention, &["masked_softmax_f32"]),
+        (
+            Source::CrossEntropy,
+            &["cross_entropy_bf16", "cross_entropy_backward_f32"],
+        ),
     ];
     for (source, names) in expect {
         let ptx = kernels::compile_source(*source, "compute_90")

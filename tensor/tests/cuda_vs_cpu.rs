@@ -259,6 +259,49 @@ fn reductions_argmax_and_softmax() {
 }
 
 #[test]
+fn cross_entropy_forward_and_backward() {
+    if !gpu_or_skip("cross_entropy_forward_and_backward") {
+        return;
+    }
+    let mut rng = Rng::seed(15);
+    let (rows, v) = (2 * 37, 1000);
+    let x = randn(&[2, 37, v], &mut rng).affine(3.0, 0.0).unwrap();
+    let ids = (0..rows)
+        .map(|_| (rng.next_u64() % (v as u64 - 1)) as u32)
+        .collect();
+    let targets = Tensor::from_vec(ids, [2, 37], Device::Cpu).unwrap();
+    let dnll = randn(&[2, 37], &mut rng);
+    for excluded in [None, Some(v as u32 - 1)] {
+        let (nll, lse) = x.cross_entropy(&targets, excluded).unwrap();
+        let (gnll, glse) = gpu(&x).cross_entropy(&gpu(&targets), excluded).unwrap();
+        close("cross_entropy nll", &gnll, &nll, 1e-5);
+        close("cross_entropy lse", &glse, &lse, 1e-5);
+        let dx = x
+            .cross_entropy_backward(&targets, &lse, &dnll, excluded)
+            .unwrap();
+        let gdx = gpu(&x)
+            .cross_entropy_backward(&gpu(&targets), &glse, &gpu(&dnll), excluded)
+            .unwrap();
+        close("cross_entropy dx", &gdx, &dx, 1e-5);
+    }
+    // BF16 logits: F32 nll and lse, a BF16 gradient.
+    let xr = bf16_round(&x);
+    let x16 = gpu(&xr).to_dtype(DType::BF16).unwrap();
+    let (nll, lse) = xr.cross_entropy(&targets, Some(0)).unwrap();
+    let (gnll, glse) = x16.cross_entropy(&gpu(&targets), Some(0)).unwrap();
+    assert_eq!(gnll.dtype(), DType::F32);
+    close("cross_entropy nll bf16", &gnll, &nll, 1e-2);
+    let dx = xr
+        .cross_entropy_backward(&targets, &lse, &dnll, Some(0))
+        .unwrap();
+    let gdx = x16
+        .cross_entropy_backward(&gpu(&targets), &glse, &gpu(&dnll), Some(0))
+        .unwrap();
+    assert_eq!(gdx.dtype(), DType::BF16);
+    close("cross_entropy dx bf16", &gdx, &dx, 1e-2);
+}
+
+#[test]
 fn layer_norm_forward_and_backward() {
     if !gpu_or_skip("layer_norm_forward_and_backward") {
         return;

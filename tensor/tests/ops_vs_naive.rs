@@ -273,6 +273,65 @@ fn softmax_and_log_softmax_match_naive_and_handle_masked_rows() {
 }
 
 #[test]
+fn cross_entropy_matches_naive_log_softmax_pick() {
+    let mut rng = Rng::seed(14);
+    // 3·50 rows of 400 classes takes the parallel path; one small case stays serial.
+    for &(rows, cols) in &[(3usize, 7usize), (150, 400)] {
+        let x = rand(&[3, rows / 3, cols], &mut rng);
+        // Targets avoid the last class, which is the excluded one in the second pass.
+        let ids: Vec<u32> = (0..rows)
+            .map(|_| (rng.next_u64() % (cols as u64 - 1)) as u32)
+            .collect();
+        let targets = Tensor::from_vec(ids.clone(), [3, rows / 3], CPU).unwrap();
+        let dnll_v: Vec<f64> = (0..rows).map(|_| rng.uniform() - 0.5).collect();
+        let dnll = Tensor::from_vec(dnll_v.clone(), [3, rows / 3], CPU)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap();
+        for excluded in [None, Some(cols as u32 - 1)] {
+            let keep = |j: usize| Some(j as u32) != excluded;
+            let (mut nll, mut lse, mut dx) = (vec![], vec![], vec![0.0; rows * cols]);
+            for (r, row) in vals(&x).chunks(cols).enumerate() {
+                let z: f64 = (0..cols).filter(|&j| keep(j)).map(|j| row[j].exp()).sum();
+                lse.push(z.ln());
+                nll.push(z.ln() - row[ids[r] as usize]);
+                for j in (0..cols).filter(|&j| keep(j)) {
+                    let onehot = (j == ids[r] as usize) as u8 as f64;
+                    dx[r * cols + j] = dnll_v[r] * (row[j].exp() / z - onehot);
+                }
+            }
+            let (got_nll, got_lse) = x.cross_entropy(&targets, excluded).unwrap();
+            assert_eq!(got_nll.dims(), [3, rows / 3]);
+            assert_close(&vals(&got_nll), &nll, 1e-5, "cross_entropy nll");
+            assert_close(&vals(&got_lse), &lse, 1e-5, "cross_entropy lse");
+            let got_dx = x
+                .cross_entropy_backward(&targets, &got_lse, &dnll, excluded)
+                .unwrap();
+            assert_close(&vals(&got_dx), &dx, 1e-5, "cross_entropy backward");
+        }
+    }
+    // The excluded class as target has probability 0; bad targets are errors.
+    let x = rand(&[2, 4], &mut rng);
+    let t = Tensor::from_vec(vec![1u32, 3], [2], CPU).unwrap();
+    assert!(vals(&x.cross_entropy(&t, Some(3)).unwrap().0)[1].is_infinite());
+    let e = x
+        .cross_entropy(&Tensor::from_vec(vec![1u32, 4], [2], CPU).unwrap(), None)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("target id 4 is outside the 4 classes"),
+        "{e}"
+    );
+    assert!(x.cross_entropy(&t.unsqueeze(0).unwrap(), None).is_err());
+    assert!(x.cross_entropy(&t, Some(4)).is_err());
+    assert!(x
+        .cross_entropy(&Tensor::zeros([2], DType::F32, CPU).unwrap(), None)
+        .unwrap_err()
+        .to_string()
+        .contains("U32"));
+}
+
+#[test]
 fn layer_norm_matches_naive() {
     let mut rng = Rng::seed(5);
     let (rows, d) = (257, 96);

@@ -1,7 +1,7 @@
-//! Reductions, softmax and layer norm, with their backward rules.
+//! Reductions, softmax, cross-entropy and layer norm, with their backward rules.
 
 use crate::Var;
-use tensor::Result;
+use tensor::{Result, Tensor};
 
 impl Var {
     /// Σ over `dim`; the gradient spreads dy back over the summed dim.
@@ -66,6 +66,20 @@ impl Var {
         let y_saved = y.clone();
         Var::record("log_softmax", &[self], y, move |dy| {
             Ok(vec![Some(y_saved.softmax_backward(dy, true)?)])
+        })
+    }
+
+    /// Cross-entropy of the logits `self` [.., V] against `targets` [..] (U32), fused with the
+    /// log-softmax: −log softmax(self)[target] per row, with the class `excluded` left out of
+    /// the softmax. Returns [..] (F32 for half-precision logits). Gradient flows to the logits:
+    /// dx = dnll · (softmax − onehot(target)).
+    pub fn cross_entropy(&self, targets: &Tensor, excluded: Option<u32>) -> Result<Var> {
+        let (nll, lse) = self.value().cross_entropy(targets, excluded)?;
+        let (x, targets) = (self.value().clone(), targets.clone());
+        Var::record("cross_entropy", &[self], nll, move |dnll| {
+            Ok(vec![Some(
+                x.cross_entropy_backward(&targets, &lse, dnll, excluded)?,
+            )])
         })
     }
 

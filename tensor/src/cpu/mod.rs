@@ -5,6 +5,7 @@
 //! contiguous slices unless their doc says they take a [`Layout`](crate::Layout).
 
 pub mod attention;
+pub mod cross_entropy;
 pub mod elementwise;
 pub mod gemm;
 pub mod index;

@@ -39,11 +39,12 @@ pub enum Source {
     Rope,
     Index,
     Attention,
+    CrossEntropy,
 }
 
 impl Source {
     /// Every source, for tests that compile them all.
-    pub const ALL: [Source; 8] = [
+    pub const ALL: [Source; 9] = [
         Source::Elementwise,
         Source::Cast,
         Source::Reduce,
@@ -52,6 +53,7 @@ impl Source {
         Source::Rope,
         Source::Index,
         Source::Attention,
+        Source::CrossEntropy,
     ];
 
     /// The file name, as in `tensor/src/cuda/kernels/`.
@@ -65,6 +67,7 @@ impl Source {
             Source::Rope => "rope.cu",
             Source::Index => "index.cu",
             Source::Attention => "attention.cu",
+            Source::CrossEntropy => "cross_entropy.cu",
         }
     }
 
@@ -79,6 +82,7 @@ impl Source {
             Source::Rope => include_str!("kernels/rope.cu"),
             Source::Index => include_str!("kernels/index.cu"),
             Source::Attention => include_str!("kernels/attention.cu"),
+            Source::CrossEntropy => include_str!("kernels/cross_entropy.cu"),
         }
     }
 }

@@ -9,11 +9,13 @@
 //! ([`kernels`]); each launcher file here serves one kernel file: `elementwise.rs`, `cast.rs`
 //! (strided copies, `cat`, dtype casts), `reduce.rs` (reductions, argmax, softmax), `norm.rs`,
 //! `index.rs`, `rope.rs`, `attention.rs` (partition attention: cuBLAS scores, the masked
-//! softmax of `kernels/attention.cu`, cuBLAS); `matmul.rs` calls cuBLAS. Not wired yet: the
+//! softmax of `kernels/attention.cu`, cuBLAS), `cross_entropy.rs` (log-softmax and the loss
+//! fused); `matmul.rs` calls cuBLAS. Not wired yet: the
 //! fused layer-norm + modulate kernel (compile-tested in `kernels/layernorm.cu`).
 
 pub(crate) mod attention;
 pub(crate) mod cast;
+pub(crate) mod cross_entropy;
 pub(crate) mod elementwise;
 pub(crate) mod index;
 pub mod kernels;

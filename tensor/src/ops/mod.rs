@@ -2,6 +2,7 @@
 //! devices), then dispatches on the storage to a backend kernel.
 
 mod attention;
+mod cross_entropy;
 mod elementwise;
 mod index;
 mod matmul;
