@@ -140,6 +140,30 @@ fn softmax_log_softmax_and_layer_norm() {
 }
 
 #[test]
+fn layer_norm_modulate() {
+    let mut rng = Rng::seed(14);
+    let (b, n, d) = (
+        size(&mut rng, 2, 3),
+        size(&mut rng, 2, 4),
+        size(&mut rng, 3, 6),
+    );
+    let x = rand(&[b, n, d], &mut rng, false);
+    let w = rand(&[d], &mut rng, false);
+    // One shift and scale per sequence, and one shared by all.
+    for g in [b, 1] {
+        let (shift, scale) = (
+            rand(&[g, 1, d], &mut rng, false),
+            rand(&[g, 1, d], &mut rng, false),
+        );
+        check(
+            "layer_norm_modulate",
+            &[x.clone(), w.clone(), shift, scale],
+            |v| v[0].layer_norm_modulate(&v[1], &v[2], &v[3], 1e-5),
+        );
+    }
+}
+
+#[test]
 fn cross_entropy() {
     let mut rng = Rng::seed(13);
     let (rows, cols) = (size(&mut rng, 2, 4), size(&mut rng, 3, 7));

@@ -105,6 +105,15 @@ impl LayerNorm {
         let bias = self.bias.as_ref().map(|b| p.get(b)).transpose()?;
         x.layer_norm(p.get(&self.weight)?, bias, LAYER_NORM_EPS)
     }
+    /// adaLN's `modulate(self.forward(x), shift, scale)` for x [B, N, D] and shift, scale
+    /// [B or 1, 1, D]: one fused op when the norm has no bias (as in the DiT blocks), else the
+    /// two steps.
+    pub fn forward_modulated(&self, p: &Bound, x: &Var, shift: &Var, scale: &Var) -> Result<Var> {
+        match self.bias {
+            None => x.layer_norm_modulate(p.get(&self.weight)?, shift, scale, LAYER_NORM_EPS),
+            Some(_) => crate::conditioning::modulate(&self.forward(p, x)?, shift, scale),
+        }
+    }
 }
 
 /// A [V, D] lookup table, initialised U(−1/√D, 1/√D).

@@ -151,6 +151,30 @@ fn conditioning_layers() {
         modulate(&Var::constant(xt.clone()), &m[0], &m[1])
     });
 
+    // The fused norm + modulate equals the two steps, with and without a bias (which takes
+    // the two-step path), for a shift per sequence and a shared one; its gradients check.
+    for bias in [false, true] {
+        let (mut store, mut rng) = store64();
+        let ln = LayerNorm::new(&mut store, "ln", 3, bias, &mut rng).unwrap();
+        store.set("ln.weight", rand(&[3], &mut rng)).unwrap();
+        let p = store.bind(None);
+        for g in [2, 1] {
+            let (shift, scale) = (
+                Var::constant(rand(&[g, 1, 3], &mut rng)),
+                Var::constant(rand(&[g, 1, 3], &mut rng)),
+            );
+            let fused = ln.forward_modulated(&p, &x, &shift, &scale).unwrap();
+            let steps = modulate(&ln.forward(&p, &x).unwrap(), &shift, &scale).unwrap();
+            for (a, b) in vals(&fused).iter().zip(vals(&steps)) {
+                assert!((a - b).abs() < 1e-12, "bias {bias}, {g} groups: {a} vs {b}");
+            }
+            let (sh, sc) = (shift.value().clone(), scale.value().clone());
+            check_layer(&store, xt.clone(), |p, x| {
+                ln.forward_modulated(p, x, &Var::constant(sh.clone()), &Var::constant(sc.clone()))
+            });
+        }
+    }
+
     let (mut store, mut rng) = store64();
     let temb = TimestepEmbedder::new(&mut store, 8, &mut rng).unwrap();
     let c = temb.condition(&store.bind(None), &[0.0, 0.5]).unwrap();

@@ -4,7 +4,7 @@
 use crate::attend::{merge_heads, split_heads, AttentionPattern};
 use crate::config::ModelConfig;
 use autograd::Var;
-use nn::conditioning::{modulate, AdaLn};
+use nn::conditioning::AdaLn;
 use nn::layers::{dropout, LayerNorm, Linear, Mlp};
 use nn::{Bound, ParamStore};
 use tensor::{Result, Rng};
@@ -59,7 +59,7 @@ impl DitBlock {
         mut rng: Option<&mut Rng>,
     ) -> Result<Var> {
         let m = self.ada_ln.forward(p, c)?; // shift_a, scale_a, gate_a, shift_m, scale_m, gate_m
-        let a = modulate(&self.norm1.forward(p, h)?, &m[0], &m[1])?;
+        let a = self.norm1.forward_modulated(p, h, &m[0], &m[1])?;
         let qkv = split_heads(&self.attn_qkv.forward(p, &a)?, 3, self.heads)?;
         let attn = merge_heads(&pattern.attend(&qkv[0], &qkv[1], &qkv[2])?)?;
         let branch = dropout(
@@ -68,7 +68,7 @@ impl DitBlock {
             rng.as_deref_mut(),
         )?;
         let h = h.add(&m[2].mul(&branch)?)?;
-        let a = modulate(&self.norm2.forward(p, &h)?, &m[3], &m[4])?;
+        let a = self.norm2.forward_modulated(p, &h, &m[3], &m[4])?;
         let branch = dropout(&self.mlp.forward(p, &a)?, self.dropout, rng)?;
         h.add(&m[5].mul(&branch)?)
     }
@@ -130,7 +130,7 @@ impl DecoderBlock {
         mut rng: Option<&mut Rng>,
     ) -> Result<Var> {
         let m = self.ada_ln.forward(p, c)?;
-        let a = modulate(&self.q_norm1.forward(p, y)?, &m[0], &m[1])?;
+        let a = self.q_norm1.forward_modulated(p, y, &m[0], &m[1])?;
         let q = split_heads(&self.attn_q.forward(p, &a)?, 1, self.heads)?.remove(0);
         let kv = split_heads(
             &self.attn_kv.forward(p, &self.kv_norm1.forward(p, h)?)?,
@@ -144,7 +144,7 @@ impl DecoderBlock {
             rng.as_deref_mut(),
         )?;
         let y = y.add(&m[2].mul(&branch)?)?;
-        let a = modulate(&self.norm2.forward(p, &y)?, &m[3], &m[4])?;
+        let a = self.norm2.forward_modulated(p, &y, &m[3], &m[4])?;
         let branch = dropout(&self.mlp.forward(p, &a)?, self.dropout, rng)?;
         y.add(&m[5].mul(&branch)?)
     }
@@ -178,6 +178,6 @@ impl FinalLayer {
     pub fn forward(&self, p: &Bound, x: &Var, c: &Var) -> Result<Var> {
         let m = self.ada_ln.forward(p, c)?;
         self.linear
-            .forward(p, &modulate(&self.norm.forward(p, x)?, &m[0], &m[1])?)
+            .forward(p, &self.norm.forward_modulated(p, x, &m[0], &m[1])?)
     }
 }

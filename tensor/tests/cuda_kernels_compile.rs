@@ -76,10 +76,10 @@ fn launched_kernel_names_are_exported() {
         (
             Source::LayerNorm,
             &[
-                "layer_norm_f32",
-                "layer_norm_modulate_bf16",
-                "layer_norm_backward_dx_f32",
-                "layer_norm_backward_params_f32",
+                "norm_affine_f32",
+                "norm_affine_backward_dx_bf16",
+                "norm_affine_backward_partials_f32",
+                "norm_affine_backward_sums_bf16",
             ],
         ),
         (Source::Rope, &["rope_f32", "rope_bf16"]),

@@ -325,6 +325,25 @@ fn layer_norm_forward_and_backward() {
         close("layer_norm dw", &gdw, &dw, 1e-4);
         close("layer_norm db", &gdb, &db, 1e-4);
     }
+    // One affine map per sequence (adaLN's modulate): 3 groups of 17 rows; the backward's
+    // column sums run over 17 rows, so also over a chunk boundary with 40 rows per group.
+    for per_group in [17, 40] {
+        let x = randn(&[3, per_group, 96], &mut rng);
+        let dy = randn(&[3, per_group, 96], &mut rng);
+        let (mul, add) = (randn(&[3, 96], &mut rng), randn(&[3, 96], &mut rng));
+        let (want, ws) = x.layer_norm_affine(&mul, &add, 1e-5).unwrap();
+        let (got, gs) = gpu(&x)
+            .layer_norm_affine(&gpu(&mul), &gpu(&add), 1e-5)
+            .unwrap();
+        close("layer_norm_affine", &got, &want, 1e-5);
+        let (dx, sx, sd) = x.layer_norm_affine_backward(&mul, &ws, &dy).unwrap();
+        let (gdx, gsx, gsd) = gpu(&x)
+            .layer_norm_affine_backward(&gpu(&mul), &gs, &gpu(&dy))
+            .unwrap();
+        close("layer_norm_affine dx", &gdx, &dx, 1e-5);
+        close("layer_norm_affine Σ dy·x̂", &gsx, &sx, 1e-4);
+        close("layer_norm_affine Σ dy", &gsd, &sd, 1e-4);
+    }
     let (xr, wr) = (bf16_round(&x), bf16_round(&w));
     let to16 = |t: &Tensor| gpu(t).to_dtype(DType::BF16).unwrap();
     let (got16, _) = to16(&xr).layer_norm(&to16(&wr), None, 1e-5).unwrap();

@@ -363,6 +363,51 @@ fn layer_norm_matches_naive() {
 }
 
 #[test]
+fn grouped_layer_norm_affine_and_its_backward_match_naive() {
+    let mut rng = Rng::seed(15);
+    // 4 sequences of 150 rows of 64: each sequence is a group; large enough to run in parallel.
+    let (groups, per_group, d) = (4, 150, 64);
+    let rows = groups * per_group;
+    let x = rand(&[groups, per_group, d], &mut rng);
+    let (mul, add) = (rand(&[groups, d], &mut rng), rand(&[groups, d], &mut rng));
+    let dy = rand(&[groups, per_group, d], &mut rng);
+    let (xv, mv, av, dyv) = (vals(&x), vals(&mul), vals(&add), vals(&dy));
+    let (mut y, mut dx) = (vec![0.0; rows * d], vec![0.0; rows * d]);
+    let (mut s_xhat, mut s_dy) = (vec![0.0; groups * d], vec![0.0; groups * d]);
+    for r in 0..rows {
+        let (row, dyr, g) = (&xv[r * d..][..d], &dyv[r * d..][..d], r / per_group);
+        let mean = row.iter().sum::<f64>() / d as f64;
+        let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / d as f64;
+        let rstd = 1.0 / (var + 1e-5).sqrt();
+        let xhat: Vec<f64> = row.iter().map(|v| (v - mean) * rstd).collect();
+        let gr: Vec<f64> = (0..d).map(|j| dyr[j] * mv[g * d + j]).collect();
+        let mean_g = gr.iter().sum::<f64>() / d as f64;
+        let mean_gx = (0..d).map(|j| gr[j] * xhat[j]).sum::<f64>() / d as f64;
+        for j in 0..d {
+            y[r * d + j] = xhat[j] * mv[g * d + j] + av[g * d + j];
+            dx[r * d + j] = rstd * (gr[j] - mean_g - xhat[j] * mean_gx);
+            s_xhat[g * d + j] += dyr[j] * xhat[j];
+            s_dy[g * d + j] += dyr[j];
+        }
+    }
+    let (got, stats) = x.layer_norm_affine(&mul, &add, 1e-5).unwrap();
+    assert_close(&vals(&got), &y, 1e-4, "layer_norm_affine");
+    let (gdx, gs_xhat, gs_dy) = x.layer_norm_affine_backward(&mul, &stats, &dy).unwrap();
+    assert_eq!(gs_xhat.dims(), [groups, d]);
+    assert_close(&vals(&gdx), &dx, 1e-4, "layer_norm_affine dx");
+    assert_close(&vals(&gs_xhat), &s_xhat, 1e-4, "layer_norm_affine Σ dy·x̂");
+    assert_close(&vals(&gs_dy), &s_dy, 1e-4, "layer_norm_affine Σ dy");
+    // Groups must split the rows.
+    let e = x
+        .layer_norm_affine(&rand(&[7, d], &mut rng), &rand(&[7, d], &mut rng), 1e-5)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("7 groups do not split the 600 rows"),
+        "{e}"
+    );
+}
+
+#[test]
 fn indexing_ops_match_naive() {
     let table =
         Tensor::from_vec((0..12).map(|v| v as f32).collect::<Vec<_>>(), [4, 3], CPU).unwrap();

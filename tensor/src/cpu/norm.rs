@@ -1,39 +1,39 @@
-//! Layer normalisation over the last dim, forward and backward side by side.
+//! Layer normalisation over the last dim followed by a per-group affine map, forward and
+//! backward side by side. Plain layer norm and adaLN's modulate are both this one kernel.
 //!
-//! x is [rows, cols]; y = (x − mean) · rstd · weight (+ bias), rstd = 1 / sqrt(var + eps),
-//! with the biased variance. The forward also returns mean and rstd [rows] for the backward.
+//! x is [rows, cols], split into `groups` runs of consecutive rows (a group is one sequence of
+//! the batch, or all rows). With x̂ = (x − mean) · rstd, rstd = 1 / sqrt(var + eps) and the
+//! biased variance, row r of group g gives
+//!   y = x̂ · mul[g] + add[g],   mul and add [groups, cols].
+//! Layer norm is one group with mul = weight, add = bias; modulate has mul = weight·(1 + scale)
+//! and add = shift per sequence. The forward also returns mean and rstd [rows].
 
 use super::{Float, PARALLEL_MIN_ELEMS};
 use rayon::prelude::*;
 
-/// Returns (y [rows, cols], mean [rows], rstd [rows]).
-pub fn layer_norm<T: Float>(
+/// Returns (y [rows, cols], mean [rows], rstd [rows]). `mul` and `add` are [groups, cols] with
+/// `groups` dividing rows.
+pub fn norm_affine<T: Float>(
     x: &[T],
-    w: &[T],
-    b: Option<&[T]>,
+    mul: &[T],
+    add: &[T],
     cols: usize,
     eps: f64,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
     let rows = x.len().checked_div(cols).unwrap_or(0);
+    let per_group = rows.checked_div(mul.len() / cols.max(1)).unwrap_or(0);
     let mut y = vec![T::ZERO; x.len()];
     let mut stats = vec![(T::ZERO, T::ZERO); rows];
     let n = T::from_f64(cols as f64);
-    type Row<'a, T> = ((&'a mut [T], &'a mut (T, T)), &'a [T]);
-    let work = |((y, st), x): Row<T>| {
+    type Row<'a, T> = (usize, ((&'a mut [T], &'a mut (T, T)), &'a [T]));
+    let work = |(r, ((y, st), x)): Row<T>| {
+        let g = r / per_group;
+        let (mul, add) = (&mul[g * cols..][..cols], &add[g * cols..][..cols]);
         let mean = sum_of(x, |v| v) / n;
         let var = sum_of(x, |v| (v - mean) * (v - mean)) / n;
         let rstd = T::ONE / (var + T::from_f64(eps)).sqrt();
-        match b {
-            Some(b) => {
-                for (((y, &x), &w), &b) in y.iter_mut().zip(x).zip(w).zip(b) {
-                    *y = (x - mean) * rstd * w + b;
-                }
-            }
-            None => {
-                for ((y, &x), &w) in y.iter_mut().zip(x).zip(w) {
-                    *y = (x - mean) * rstd * w;
-                }
-            }
+        for (((y, &x), &m), &a) in y.iter_mut().zip(x).zip(mul).zip(add) {
+            *y = (x - mean) * rstd * m + a;
         }
         *st = (mean, rstd);
     };
@@ -42,11 +42,13 @@ pub fn layer_norm<T: Float>(
             y.par_chunks_mut(cols)
                 .zip(stats.par_iter_mut())
                 .zip(x.par_chunks(cols))
+                .enumerate()
                 .for_each(work);
         } else {
             y.chunks_mut(cols)
                 .zip(stats.iter_mut())
                 .zip(x.chunks(cols))
+                .enumerate()
                 .for_each(work);
         }
     }
@@ -70,56 +72,75 @@ fn sum_of<T: Float>(x: &[T], f: impl Fn(T) -> T) -> T {
     acc.iter().fold(tail_sum, |s, &a| s + a)
 }
 
-/// Returns (dx [rows, cols], dweight [cols], dbias [cols]).
+/// Per-group column sums of the backward: Σ dy·x̂ and Σ dy, each [cols].
+type Sums<T> = (Vec<T>, Vec<T>);
+
+/// Returns (dx [rows, cols], Σ dy·x̂ [groups, cols], Σ dy [groups, cols]), the sums running
+/// over each group's rows; the parameter gradients follow from them (plain layer norm:
+/// dweight = Σ dy·x̂, dbias = Σ dy).
 ///
-/// With x̂ = (x − mean)·rstd and g = dy·w: dx = rstd · (g − mean(g) − x̂ · mean(g·x̂));
-/// dweight = Σ_rows dy·x̂; dbias = Σ_rows dy.
-pub fn layer_norm_backward<T: Float>(
+/// With g = dy · mul[group]: dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)).
+pub fn norm_affine_backward<T: Float>(
     x: &[T],
-    w: &[T],
+    mul: &[T],
     mean: &[T],
     rstd: &[T],
     dy: &[T],
     cols: usize,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
-    let rows = mean.len();
+    let (rows, groups) = (mean.len(), mul.len() / cols.max(1));
     let mut dx = vec![T::ZERO; x.len()];
+    if rows == 0 || cols == 0 {
+        return (dx, vec![T::ZERO; mul.len()], vec![T::ZERO; mul.len()]);
+    }
+    let per_group = rows / groups;
     let n = T::from_f64(cols as f64);
-    // Each task handles a band of rows and keeps its own partial dweight/dbias.
-    let band = (PARALLEL_MIN_ELEMS / cols.max(1)).max(1);
-    let partials: Vec<(Vec<T>, Vec<T>)> = dx
-        .par_chunks_mut(band * cols.max(1))
+    // Groups in parallel, and within a group bands of rows, each band with its own sums.
+    let band = (PARALLEL_MIN_ELEMS / cols).clamp(1, per_group);
+    let zeros = || (vec![T::ZERO; cols], vec![T::ZERO; cols]);
+    let add = |(mut a, mut b): Sums<T>, (c, d): Sums<T>| {
+        a.iter_mut().zip(c).for_each(|(a, c)| *a += c);
+        b.iter_mut().zip(d).for_each(|(b, d)| *b += d);
+        (a, b)
+    };
+    let sums: Vec<Sums<T>> = dx
+        .par_chunks_mut(per_group * cols)
         .enumerate()
-        .map(|(bi, dx_band)| {
-            let (mut dw, mut db) = (vec![T::ZERO; cols], vec![T::ZERO; cols]);
-            for (ri, dx) in dx_band.chunks_mut(cols.max(1)).enumerate() {
-                let r = bi * band + ri;
-                let (x, dy) = (&x[r * cols..(r + 1) * cols], &dy[r * cols..(r + 1) * cols]);
-                let (m, s) = (mean[r], rstd[r]);
-                let (mut mean_g, mut mean_gx) = (T::ZERO, T::ZERO);
-                for i in 0..cols {
-                    let xhat = (x[i] - m) * s;
-                    let g = dy[i] * w[i];
-                    mean_g += g;
-                    mean_gx += g * xhat;
-                    dw[i] += dy[i] * xhat;
-                    db[i] += dy[i];
+        .map(|(g, dx_group)| {
+            let mul = &mul[g * cols..][..cols];
+            let band_sums = |(bi, dx_band): (usize, &mut [T])| {
+                let (mut s_xhat, mut s_dy) = zeros();
+                for (ri, dx) in dx_band.chunks_mut(cols).enumerate() {
+                    let r = g * per_group + bi * band + ri;
+                    let (x, dy) = (&x[r * cols..][..cols], &dy[r * cols..][..cols]);
+                    let (m, s) = (mean[r], rstd[r]);
+                    let (mut mean_g, mut mean_gx) = (T::ZERO, T::ZERO);
+                    for i in 0..cols {
+                        let xhat = (x[i] - m) * s;
+                        let g = dy[i] * mul[i];
+                        mean_g += g;
+                        mean_gx += g * xhat;
+                        s_xhat[i] += dy[i] * xhat;
+                        s_dy[i] += dy[i];
+                    }
+                    mean_g = mean_g / n;
+                    mean_gx = mean_gx / n;
+                    for i in 0..cols {
+                        let xhat = (x[i] - m) * s;
+                        dx[i] = s * (dy[i] * mul[i] - mean_g - xhat * mean_gx);
+                    }
                 }
-                mean_g = mean_g / n;
-                mean_gx = mean_gx / n;
-                for i in 0..cols {
-                    let xhat = (x[i] - m) * s;
-                    dx[i] = s * (dy[i] * w[i] - mean_g - xhat * mean_gx);
-                }
-            }
-            (dw, db)
+                (s_xhat, s_dy)
+            };
+            // Collected, then added in order: the sums do not depend on the thread schedule.
+            let bands: Vec<Sums<T>> = dx_group
+                .par_chunks_mut(band * cols)
+                .enumerate()
+                .map(band_sums)
+                .collect();
+            bands.into_iter().fold(zeros(), add)
         })
         .collect();
-    let (mut dw, mut db) = (vec![T::ZERO; cols], vec![T::ZERO; cols]);
-    for (pw, pb) in partials {
-        dw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
-        db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
-    }
-    debug_assert!(rows == 0 || dx.len() == rows * cols);
-    (dx, dw, db)
+    let (s_xhat, s_dy): (Vec<Vec<T>>, Vec<Vec<T>>) = sums.into_iter().unzip();
+    (dx, s_xhat.concat(), s_dy.concat())
 }

@@ -10,8 +10,8 @@
 //! (strided copies, `cat`, dtype casts), `reduce.rs` (reductions, argmax, softmax), `norm.rs`,
 //! `index.rs`, `rope.rs`, `attention.rs` (partition attention: cuBLAS scores, the masked
 //! softmax of `kernels/attention.cu`, cuBLAS), `cross_entropy.rs` (log-softmax and the loss
-//! fused); `matmul.rs` calls cuBLAS. Not wired yet: the
-//! fused layer-norm + modulate kernel (compile-tested in `kernels/layernorm.cu`).
+//! fused); `matmul.rs` calls cuBLAS. `norm.rs` serves plain layer norm and adaLN's modulate
+//! with one fused kernel.
 
 pub(crate) mod attention;
 pub(crate) mod cast;

@@ -1,9 +1,13 @@
-//! Layer normalisation over the last dim (fused forward and backward).
+//! Layer normalisation over the last dim, fused with a per-group affine map (forward and
+//! backward). Plain layer norm is one group with the weight and bias; adaLN's
+//! modulate(LN(x), shift, scale) is one group per sequence with mul = weight·(1 + scale) and
+//! add = shift, so it costs one pass over x instead of three.
 
 use crate::cpu::{norm as k, CpuStorage};
 use crate::{bail_shape, Error, Result, Tensor};
 
 /// What the layer-norm forward keeps for its backward: per-row mean and 1/std, shape [rows].
+#[derive(Clone, Debug)]
 pub struct LayerNormStats {
     pub mean: Tensor,
     pub rstd: Tensor,
@@ -20,47 +24,15 @@ impl Tensor {
     ) -> Result<(Tensor, LayerNormStats)> {
         let name = "layer_norm";
         let cols = *self.dims().last().unwrap_or(&1);
-        check_param(name, "weight", weight, cols, self)?;
-        if let Some(b) = bias {
-            check_param(name, "bias", b, cols, self)?;
-        }
-        let rows_shape = &self.dims()[..self.rank().saturating_sub(1)];
-        let (x, w) = (self.contiguous()?, weight.contiguous()?);
-        let b = bias.map(|b| b.contiguous()).transpose()?;
-        #[cfg(feature = "cuda")]
-        if x.device().is_cuda() {
-            let (y, mean, rstd) = crate::cuda::norm::layer_norm(&x, &w, b.as_ref(), eps)?;
-            return Ok((y, LayerNormStats { mean, rstd }));
-        }
-        let (y, mean, rstd) = match (
-            x.cpu(name)?,
-            w.cpu(name)?,
-            b.as_ref().map(|b| b.cpu(name)).transpose()?,
-        ) {
-            (CpuStorage::F32(x), CpuStorage::F32(w), None) => {
-                wrap(k::layer_norm(x, w, None, cols, eps), CpuStorage::F32)
+        check_param(name, "weight", weight, &[cols], self)?;
+        let add = match bias {
+            Some(b) => {
+                check_param(name, "bias", b, &[cols], self)?;
+                b.reshape([1, cols])?
             }
-            (CpuStorage::F32(x), CpuStorage::F32(w), Some(CpuStorage::F32(b))) => {
-                wrap(k::layer_norm(x, w, Some(b), cols, eps), CpuStorage::F32)
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(w), None) => {
-                wrap(k::layer_norm(x, w, None, cols, eps), CpuStorage::F64)
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(w), Some(CpuStorage::F64(b))) => {
-                wrap(k::layer_norm(x, w, Some(b), cols, eps), CpuStorage::F64)
-            }
-            _ => {
-                return Err(Error::dtype(
-                    name,
-                    "x, weight and bias must all be F32 or all F64",
-                ))
-            }
+            None => Tensor::zeros([1, cols], weight.dtype(), weight.device())?,
         };
-        let stats = LayerNormStats {
-            mean: Tensor::from_cpu(mean, rows_shape),
-            rstd: Tensor::from_cpu(rstd, rows_shape),
-        };
-        Ok((Tensor::from_cpu(y, self.shape()), stats))
+        self.layer_norm_affine(&weight.reshape([1, cols])?, &add, eps)
     }
 
     /// The layer-norm backward: (dx, dweight, dbias) from x (`self`), the weight, the forward's
@@ -71,22 +43,76 @@ impl Tensor {
         stats: &LayerNormStats,
         dy: &Tensor,
     ) -> Result<(Tensor, Tensor, Tensor)> {
-        let name = "layer_norm_backward";
         let cols = *self.dims().last().unwrap_or(&1);
+        let mul = weight.reshape([1, cols])?;
+        let (dx, dw, db) = self.layer_norm_affine_backward(&mul, stats, dy)?;
+        Ok((dx, dw.reshape([cols])?, db.reshape([cols])?))
+    }
+
+    /// Layer norm over the last dim D, then y = x̂ · mul[g] + add[g], where the rows of `self`
+    /// are split into G runs of consecutive rows and run g uses row g of `mul` and `add`
+    /// [G, D] (G divides the row count: 1, or the batch size for one run per sequence).
+    pub fn layer_norm_affine(
+        &self,
+        mul: &Tensor,
+        add: &Tensor,
+        eps: f64,
+    ) -> Result<(Tensor, LayerNormStats)> {
+        let name = "layer_norm_affine";
+        let (cols, groups) = check_groups(name, self, mul)?;
+        check_param(name, "add", add, &[groups, cols], self)?;
+        let rows_shape = &self.dims()[..self.rank().saturating_sub(1)];
+        let (x, mul, add) = (self.contiguous()?, mul.contiguous()?, add.contiguous()?);
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() {
+            let (y, mean, rstd) = crate::cuda::norm::norm_affine(&x, &mul, &add, groups, eps)?;
+            return Ok((y, LayerNormStats { mean, rstd }));
+        }
+        let (y, mean, rstd) = match (x.cpu(name)?, mul.cpu(name)?, add.cpu(name)?) {
+            (CpuStorage::F32(x), CpuStorage::F32(m), CpuStorage::F32(a)) => {
+                wrap(k::norm_affine(x, m, a, cols, eps), CpuStorage::F32)
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(m), CpuStorage::F64(a)) => {
+                wrap(k::norm_affine(x, m, a, cols, eps), CpuStorage::F64)
+            }
+            _ => {
+                return Err(Error::dtype(
+                    name,
+                    "x, mul and add must all be F32 or all F64",
+                ))
+            }
+        };
+        let stats = LayerNormStats {
+            mean: Tensor::from_cpu(mean, rows_shape),
+            rstd: Tensor::from_cpu(rstd, rows_shape),
+        };
+        Ok((Tensor::from_cpu(y, self.shape()), stats))
+    }
+
+    /// The backward of `layer_norm_affine`: (dx, Σ dy·x̂, Σ dy), the sums [G, D] taken over
+    /// each run's rows. The gradients of `mul` and `add` follow from them: d add = Σ dy and
+    /// d mul = Σ dy·x̂.
+    pub fn layer_norm_affine_backward(
+        &self,
+        mul: &Tensor,
+        stats: &LayerNormStats,
+        dy: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let name = "layer_norm_affine_backward";
+        let (cols, groups) = check_groups(name, self, mul)?;
         if dy.shape() != self.shape() {
             bail_shape!(name, "x {:?} and dy {:?} differ", self.shape(), dy.shape());
         }
-        let (x, w, dy) = (self.contiguous()?, weight.contiguous()?, dy.contiguous()?);
-        let (m, r) = (&stats.mean, &stats.rstd);
-        super::same_device(name, &[&x, &w, m, r, &dy])?;
+        let (x, mul, dy) = (self.contiguous()?, mul.contiguous()?, dy.contiguous()?);
+        let (m, r) = (stats.mean.contiguous()?, stats.rstd.contiguous()?);
+        super::same_device(name, &[&x, &m, &r, &dy])?;
         #[cfg(feature = "cuda")]
         if x.device().is_cuda() {
-            let (m, r) = (m.contiguous()?, r.contiguous()?);
-            return crate::cuda::norm::layer_norm_backward(&x, &w, &m, &r, &dy);
+            return crate::cuda::norm::norm_affine_backward(&x, &mul, &m, &r, &dy, groups);
         }
-        let (dx, dw, db) = match (
+        let (dx, s_xhat, s_dy) = match (
             x.cpu(name)?,
-            w.cpu(name)?,
+            mul.cpu(name)?,
             m.cpu(name)?,
             r.cpu(name)?,
             dy.cpu(name)?,
@@ -97,20 +123,26 @@ impl Tensor {
                 CpuStorage::F32(m),
                 CpuStorage::F32(r),
                 CpuStorage::F32(d),
-            ) => wrap(k::layer_norm_backward(x, w, m, r, d, cols), CpuStorage::F32),
+            ) => wrap(
+                k::norm_affine_backward(x, w, m, r, d, cols),
+                CpuStorage::F32,
+            ),
             (
                 CpuStorage::F64(x),
                 CpuStorage::F64(w),
                 CpuStorage::F64(m),
                 CpuStorage::F64(r),
                 CpuStorage::F64(d),
-            ) => wrap(k::layer_norm_backward(x, w, m, r, d, cols), CpuStorage::F64),
+            ) => wrap(
+                k::norm_affine_backward(x, w, m, r, d, cols),
+                CpuStorage::F64,
+            ),
             _ => return Err(Error::dtype(name, "all operands must be F32 or all F64")),
         };
         Ok((
             Tensor::from_cpu(dx, self.shape()),
-            Tensor::from_cpu(dw, [cols]),
-            Tensor::from_cpu(db, [cols]),
+            Tensor::from_cpu(s_xhat, [groups, cols]),
+            Tensor::from_cpu(s_dy, [groups, cols]),
         ))
     }
 }
@@ -122,11 +154,28 @@ fn wrap<T>(
     (f(t.0), f(t.1), f(t.2))
 }
 
-fn check_param(op: &'static str, what: &str, p: &Tensor, cols: usize, x: &Tensor) -> Result<()> {
-    if p.dims() != [cols] {
+/// Checks `mul` [G, D] against x [.., D]; returns (D, G).
+fn check_groups(op: &'static str, x: &Tensor, mul: &Tensor) -> Result<(usize, usize)> {
+    let cols = *x.dims().last().unwrap_or(&1);
+    let rows = x.numel().checked_div(cols).unwrap_or(0);
+    let groups = mul.dims().first().copied().unwrap_or(0);
+    check_param(op, "mul", mul, &[groups, cols], x)?;
+    if groups == 0 || rows % groups != 0 {
         bail_shape!(
             op,
-            "{what} {:?} does not match the last dim of x {:?}",
+            "mul {:?}: its {groups} groups do not split the {rows} rows of x {:?}",
+            mul.shape(),
+            x.shape()
+        );
+    }
+    Ok((cols, groups))
+}
+
+fn check_param(op: &'static str, what: &str, p: &Tensor, dims: &[usize], x: &Tensor) -> Result<()> {
+    if p.dims() != dims {
+        bail_shape!(
+            op,
+            "{what} {:?} does not match the last dim of x {:?} (expected {dims:?})",
             p.shape(),
             x.shape()
         );
