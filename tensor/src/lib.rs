@@ -42,7 +42,7 @@ pub use dtype::{DType, WithDType};
 pub use error::{Error, ErrorKind, Result};
 pub use layout::Layout;
 pub use ops::LayerNormStats;
-pub use random::Rng;
+pub use random::{draw_key, draw_uniform, Rng};
 pub use shape::Shape;
 pub use storage::Storage;
 pub use tensor::Tensor;

@@ -97,6 +97,7 @@ fn launched_kernel_names_are_exported() {
             Source::CrossEntropy,
             &["cross_entropy_bf16", "cross_entropy_backward_f32"],
         ),
+        (Source::Sample, &["gumbel_argmax_f32", "gumbel_argmax_bf16"]),
     ];
     for (source, names) in expect {
         let ptx = kernels::compile_source(*source, "compute_90")

@@ -302,6 +302,39 @@ fn cross_entropy_forward_and_backward() {
 }
 
 #[test]
+fn gumbel_argmax_draws_the_cpu_tokens() {
+    if !gpu_or_skip("gumbel_argmax_draws_the_cpu_tokens") {
+        return;
+    }
+    let mut rng = Rng::seed(16);
+    let (rows, v) = (2000, 3001);
+    let lp = randn(&[rows, v], &mut rng)
+        .affine(2.0, 0.0)
+        .unwrap()
+        .log_softmax()
+        .unwrap();
+    let want = lp.gumbel_argmax(99).unwrap().to_vec::<u32>().unwrap();
+    let got = gpu(&lp).gumbel_argmax(99).unwrap();
+    let got = got.to_device(Device::Cpu).unwrap().to_vec::<u32>().unwrap();
+    // Same noise, same f64 scores: only a last-bit difference of exp or log between the
+    // CPU's libm and CUDA's can flip a near tie.
+    let differ = want.iter().zip(&got).filter(|(a, b)| a != b).count();
+    assert!(differ <= 2, "{differ} of {rows} draws differ");
+    // BF16 log-probabilities draw valid ids.
+    let got16 = gpu(&lp)
+        .to_dtype(DType::BF16)
+        .unwrap()
+        .gumbel_argmax(99)
+        .unwrap();
+    let got16 = got16
+        .to_device(Device::Cpu)
+        .unwrap()
+        .to_vec::<u32>()
+        .unwrap();
+    assert!(got16.iter().all(|&t| (t as usize) < v));
+}
+
+#[test]
 fn layer_norm_forward_and_backward() {
     if !gpu_or_skip("layer_norm_forward_and_backward") {
         return;

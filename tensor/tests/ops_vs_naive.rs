@@ -408,6 +408,46 @@ fn grouped_layer_norm_affine_and_its_backward_match_naive() {
 }
 
 #[test]
+fn gumbel_argmax_draws_each_id_with_its_probability() {
+    // 20 000 rows of one distribution over 5 ids, one impossible (−∞).
+    let probs = [0.1, 0.0, 0.45, 0.3, 0.15];
+    let row: Vec<f64> = probs.iter().map(|p: &f64| p.ln()).collect();
+    let n = 20_000;
+    let lp = Tensor::from_vec(row.repeat(n), [n, 5], CPU)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
+    let tokens = lp.gumbel_argmax(7).unwrap().to_vec::<u32>().unwrap();
+    let mut counts = [0usize; 5];
+    tokens.iter().for_each(|&t| counts[t as usize] += 1);
+    for (i, p) in probs.iter().enumerate() {
+        let freq = counts[i] as f64 / n as f64;
+        assert!((freq - p).abs() < 0.015, "id {i}: {freq} vs {p}");
+    }
+    assert_eq!(counts[1], 0);
+    // Row r is the argmax of p_i / Exp_i with the noise of stream (seed, r), spelled out.
+    for r in [0, 1, 4_321] {
+        let key = tensor::draw_key(7, r as u64);
+        let score = |i: usize| {
+            let u = tensor::draw_uniform(key, i as u64);
+            (row[i] as f32 as f64).exp() / (-(u + 1e-10).ln() + 1e-10)
+        };
+        let want = (0..5).fold(0, |b, i| if score(i) > score(b) { i } else { b });
+        assert_eq!(tokens[r], want as u32, "row {r}");
+    }
+    // Another seed, other draws; the same seed, the same draws.
+    assert_ne!(
+        lp.gumbel_argmax(8).unwrap().to_vec::<u32>().unwrap(),
+        tokens
+    );
+    assert_eq!(
+        lp.gumbel_argmax(7).unwrap().to_vec::<u32>().unwrap(),
+        tokens
+    );
+    assert!(lp.reshape([n * 5]).unwrap().gumbel_argmax(7).is_err());
+}
+
+#[test]
 fn indexing_ops_match_naive() {
     let table =
         Tensor::from_vec((0..12).map(|v| v as f32).collect::<Vec<_>>(), [4, 3], CPU).unwrap();

@@ -93,9 +93,8 @@ fn run(
         let Some(lp) = log_probs(&x, &rows)? else {
             continue;
         };
-        let v = lp.dims()[1];
         let every: Vec<usize> = (0..rows.len()).collect();
-        let tokens = draw_rows(&lp.to_f64_vec()?, v, &every, opts.draw, rng);
+        let tokens = draw_rows(&lp, &every, opts.draw, rng)?;
         for (&row, token) in rows.iter().zip(tokens) {
             x[row as usize] = token;
         }

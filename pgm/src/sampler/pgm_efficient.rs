@@ -112,7 +112,8 @@ pub fn sample_efficient(
         let real: Vec<usize> = (0..batch)
             .flat_map(|r| (0..counts[r]).map(move |j| r * m + j))
             .collect();
-        let mut tokens = draw_rows(&lp.to_f64_vec()?, v, &real, opts.draw, rng).into_iter();
+        let lp = lp.reshape([batch * m, v])?;
+        let mut tokens = draw_rows(&lp, &real, opts.draw, rng)?.into_iter();
         for (r, row) in rows.iter_mut().enumerate() {
             for token in tokens.by_ref().take(counts[r]) {
                 let pos = row.order[row.next];

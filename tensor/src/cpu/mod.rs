@@ -13,6 +13,7 @@ pub mod matmul;
 pub mod norm;
 pub mod reduce;
 pub mod rope;
+pub mod sample;
 
 use crate::{DType, WithDType};
 use half::{bf16, f16};

@@ -40,11 +40,12 @@ pub enum Source {
     Index,
     Attention,
     CrossEntropy,
+    Sample,
 }
 
 impl Source {
     /// Every source, for tests that compile them all.
-    pub const ALL: [Source; 9] = [
+    pub const ALL: [Source; 10] = [
         Source::Elementwise,
         Source::Cast,
         Source::Reduce,
@@ -54,6 +55,7 @@ impl Source {
         Source::Index,
         Source::Attention,
         Source::CrossEntropy,
+        Source::Sample,
     ];
 
     /// The file name, as in `tensor/src/cuda/kernels/`.
@@ -68,6 +70,7 @@ impl Source {
             Source::Index => "index.cu",
             Source::Attention => "attention.cu",
             Source::CrossEntropy => "cross_entropy.cu",
+            Source::Sample => "sample.cu",
         }
     }
 
@@ -83,6 +86,7 @@ impl Source {
             Source::Index => include_str!("kernels/index.cu"),
             Source::Attention => include_str!("kernels/attention.cu"),
             Source::CrossEntropy => include_str!("kernels/cross_entropy.cu"),
+            Source::Sample => include_str!("kernels/sample.cu"),
         }
     }
 }

@@ -10,7 +10,7 @@
 //! (strided copies, `cat`, dtype casts), `reduce.rs` (reductions, argmax, softmax), `norm.rs`,
 //! `index.rs`, `rope.rs`, `attention.rs` (partition attention: cuBLAS scores, the masked
 //! softmax of `kernels/attention.cu`, cuBLAS), `cross_entropy.rs` (log-softmax and the loss
-//! fused); `matmul.rs` calls cuBLAS. `norm.rs` serves plain layer norm and adaLN's modulate
+//! fused), `sample.rs` (Gumbel-max draws); `matmul.rs` calls cuBLAS. `norm.rs` serves plain layer norm and adaLN's modulate
 //! with one fused kernel.
 
 pub(crate) mod attention;
@@ -24,6 +24,7 @@ pub(crate) mod matmul;
 pub(crate) mod norm;
 pub(crate) mod reduce;
 pub(crate) mod rope;
+pub(crate) mod sample;
 
 use crate::cpu::CpuStorage;
 use crate::{DType, Error, ErrorKind, Result};

@@ -9,6 +9,7 @@ mod matmul;
 mod norm;
 mod reduce;
 mod rope;
+mod sample;
 
 pub use norm::LayerNormStats;
 

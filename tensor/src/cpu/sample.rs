@@ -1,0 +1,39 @@
+//! The Gumbel-max draw of one token per row of log-probabilities, rows in parallel.
+//!
+//! Row r draws argmax_i p_i / (−ln(u_i + 1e-10) + 1e-10), with p_i = exp(log p_i) and u_i the
+//! i-th uniform of the row's counter-based stream (`draw_key(seed, r)`): index i wins with
+//! probability p_i (the reference sampler's form of the trick, in f64). Ties go to the first
+//! index; impossible ids (−∞) score 0 and lose to any possible one.
+
+use super::{Float, PARALLEL_MIN_ELEMS};
+use crate::random::{draw_key, draw_uniform};
+use rayon::prelude::*;
+
+/// One token per row of `log_probs` [rows, cols].
+pub fn gumbel_argmax_rows<T: Float>(log_probs: &[T], cols: usize, seed: u64) -> Vec<u32> {
+    let row = |(r, lp): (usize, &[T])| gumbel_argmax(lp, draw_key(seed, r as u64), None);
+    if cols == 0 {
+        Vec::new()
+    } else if log_probs.len() >= PARALLEL_MIN_ELEMS {
+        log_probs.par_chunks(cols).enumerate().map(row).collect()
+    } else {
+        log_probs.chunks(cols).enumerate().map(row).collect()
+    }
+}
+
+/// The Gumbel-max draw from one row with the noise stream `key`. With `keep`, ids it marks
+/// false score −∞ (a nucleus restriction; the argmax needs no renormalisation).
+pub fn gumbel_argmax<T: Float>(log_probs: &[T], key: u64, keep: Option<&[bool]>) -> u32 {
+    let mut best = (f64::NEG_INFINITY, 0usize);
+    for (i, &lp) in log_probs.iter().enumerate() {
+        if keep.is_some_and(|k| !k[i]) {
+            continue;
+        }
+        let exponential = -(draw_uniform(key, i as u64) + 1e-10).ln() + 1e-10;
+        let score = lp.to_f64().exp() / exponential;
+        if score > best.0 {
+            best = (score, i);
+        }
+    }
+    best.1 as u32
+}
