@@ -538,6 +538,26 @@ fn matmul_add_and_cat() {
             1e-5,
         );
     }
+    // A batched product (one GEMM per batch entry, beta = 1 onto the addend's copy); the
+    // addend itself stays as it was.
+    let wb = randn(&[2, 70, 45], &mut rng);
+    let addend = gpu(&residual);
+    close(
+        "batched matmul_add",
+        &gpu(&x).matmul_add(&gpu(&wb), &addend).unwrap(),
+        &x.matmul_add(&wb, &residual).unwrap(),
+        1e-5,
+    );
+    close("matmul_add leaves its addend", &addend, &residual, 1e-12);
+    let to16 = |t: &Tensor| gpu(&bf16_round(t)).to_dtype(DType::BF16).unwrap();
+    close(
+        "matmul_add bf16",
+        &to16(&x).matmul_add(&to16(&wb), &to16(&residual)).unwrap(),
+        &bf16_round(&x)
+            .matmul_add(&bf16_round(&wb), &bf16_round(&residual))
+            .unwrap(),
+        1e-2,
+    );
     let parts = [
         randn(&[2, 3, 5], &mut rng),
         randn(&[2, 1, 5], &mut rng),

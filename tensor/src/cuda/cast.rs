@@ -8,6 +8,17 @@ use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
 
 /// A row-major copy of the (any-strided) CUDA tensor `x`, any dtype.
 pub fn contiguous(x: &Tensor) -> Result<Tensor> {
+    let data = contiguous_data(x)?;
+    Ok(launch::tensor(
+        data,
+        launch::storage("contiguous", x)?.ordinal,
+        x.shape(),
+    ))
+}
+
+/// `contiguous`'s fresh device buffer itself, for a caller that writes into it (a GEMM that
+/// accumulates onto a copy of its addend).
+pub fn contiguous_data(x: &Tensor) -> Result<CudaData> {
     let name = "contiguous";
     let s = launch::storage(name, x)?;
     let sx = Strided::of(name, x.layout())?;
@@ -40,7 +51,7 @@ pub fn contiguous(x: &Tensor) -> Result<Tensor> {
         CudaData::U32(v) => CudaData::U32(run(o, sfx, n, v, sx)?),
         CudaData::U8(v) => CudaData::U8(run(o, sfx, n, v, sx)?),
     };
-    Ok(launch::tensor(data, o, x.shape()))
+    Ok(data)
 }
 
 /// `x` (contiguous, offset 0) converted to `dtype`, as the CPU's cast: floats round to nearest,

@@ -5,7 +5,8 @@
 //! its "B" is our A, m = N, n = M. An operand stored transposed (a `t()` view: unit row
 //! stride) is passed with the transpose flag instead of being copied. F32 runs `cublasSgemm`;
 //! BF16 runs `cublasGemmStridedBatchedEx` with bf16 inputs and f32 accumulation. TF32 is not
-//! enabled, so F32 results match the CPU to rounding.
+//! enabled, so F32 results match the CPU to rounding. `matmul_add` starts C as a copy of the
+//! addend and runs the GEMM with beta = 1, so the sum costs no extra pass over C.
 
 use super::launch;
 use super::CudaData;
@@ -78,10 +79,12 @@ impl Operand {
     }
 }
 
-/// out [batch.., m, n] = a [.., m, k] · b [.., k, n], both broadcast to the batch dims `batch`.
+/// out [batch.., m, n] = a [.., m, k] · b [.., k, n] (+ addend), the operands broadcast to the
+/// batch dims `batch` and the addend to [batch.., m, n].
 pub fn matmul(
     a: &Tensor,
     b: &Tensor,
+    addend: Option<&Tensor>,
     batch: &Shape,
     (m, k, n): (usize, usize, usize),
 ) -> Result<Tensor> {
@@ -109,15 +112,30 @@ pub fn matmul(
         batch: int(count)?,
     };
     let o = sa.ordinal;
-    let data = match (&sa.data, &sb.data) {
-        (CudaData::F32(x), CudaData::F32(y)) => {
-            CudaData::F32(gemm(o, dims, (x, oa), (y, ob), 1.0f32, 0.0f32)?)
+    // C's starting value: a fresh row-major copy of the addend, or nothing.
+    let start = addend
+        .map(|c| super::cast::contiguous_data(&c.broadcast_as(full(m, n))?))
+        .transpose()?;
+    let data = match (&sa.data, &sb.data, start) {
+        (CudaData::F32(x), CudaData::F32(y), None) => {
+            CudaData::F32(gemm(o, dims, (x, oa), (y, ob), None)?)
         }
-        (CudaData::BF16(x), CudaData::BF16(y)) => {
-            let (one, zero) = (half::bf16::ONE, half::bf16::ZERO);
-            CudaData::BF16(gemm(o, dims, (x, oa), (y, ob), one, zero)?)
+        (CudaData::F32(x), CudaData::F32(y), Some(CudaData::F32(c))) => {
+            CudaData::F32(gemm(o, dims, (x, oa), (y, ob), Some(c))?)
         }
-        (x, _) => return Err(launch::unsupported(name, x, "two F32 or two BF16")),
+        (CudaData::BF16(x), CudaData::BF16(y), None) => {
+            CudaData::BF16(gemm(o, dims, (x, oa), (y, ob), None)?)
+        }
+        (CudaData::BF16(x), CudaData::BF16(y), Some(CudaData::BF16(c))) => {
+            CudaData::BF16(gemm(o, dims, (x, oa), (y, ob), Some(c))?)
+        }
+        (x, ..) => {
+            return Err(launch::unsupported(
+                name,
+                x,
+                "two F32 or two BF16 operands and an addend of their dtype",
+            ))
+        }
     };
     Ok(launch::tensor(data, o, full(m, n)))
 }
@@ -131,14 +149,14 @@ struct Dims {
     batch: i32,
 }
 
-/// Runs the strided-batched GEMM C = A·B (row-major) as Cᵀ = Bᵀ·Aᵀ (column-major).
-fn gemm<T: DeviceRepr + ValidAsZeroBits>(
+/// Runs the strided-batched GEMM C = A·B (row-major) as Cᵀ = Bᵀ·Aᵀ (column-major); with
+/// `start`, C = start + A·B (beta = 1) in place of `start`.
+fn gemm<T: DeviceRepr + ValidAsZeroBits + GemmScalars>(
     ordinal: usize,
     d: Dims,
     (a, oa): (&CudaSlice<T>, Operand),
     (b, ob): (&CudaSlice<T>, Operand),
-    alpha: T,
-    beta: T,
+    start: Option<CudaSlice<T>>,
 ) -> Result<CudaSlice<T>>
 where
     CudaBlas: Gemm<T>,
@@ -146,13 +164,19 @@ where
     let name = "matmul";
     let stream = super::stream(ordinal)?;
     let len = (d.m as usize) * (d.n as usize) * (d.batch as usize);
-    // Zeroed, so K = 0 gives zeros (cuBLAS then only scales C by beta = 0).
-    let mut c = stream
-        .alloc_zeros::<T>(len.max(1))
-        .map_err(launch::driver_err(name))?;
+    let beta = if start.is_some() { T::ONE } else { T::ZERO };
+    let mut c = match start {
+        Some(c) => c,
+        // With K = 0 the product is zeros; otherwise beta = 0 and cuBLAS never reads C.
+        None if d.k == 0 || len == 0 => stream
+            .alloc_zeros::<T>(len.max(1))
+            .map_err(launch::driver_err(name))?,
+        None => launch::alloc::<T>(name, &stream, len)?,
+    };
     if len == 0 || d.k == 0 {
         return Ok(c);
     }
+    let alpha = T::ONE;
     let trans = |t: bool| if t { Op::CUBLAS_OP_T } else { Op::CUBLAS_OP_N };
     let cfg = StridedBatchedConfig {
         gemm: GemmConfig {
@@ -178,4 +202,18 @@ where
     unsafe { blas(ordinal)?.gemm_strided_batched(cfg, &bv, &av, &mut c) }
         .map_err(|e| super::cuda_error(name, format!("cuBLAS: {e}")))?;
     Ok(c)
+}
+
+/// The scalars 0 and 1 of a GEMM's storage type.
+trait GemmScalars: Sized {
+    const ZERO: Self;
+    const ONE: Self;
+}
+impl GemmScalars for f32 {
+    const ZERO: f32 = 0.0;
+    const ONE: f32 = 1.0;
+}
+impl GemmScalars for half::bf16 {
+    const ZERO: half::bf16 = half::bf16::ZERO;
+    const ONE: half::bf16 = half::bf16::ONE;
 }

@@ -71,11 +71,7 @@ impl Tensor {
         }
         #[cfg(feature = "cuda")]
         if self.device().is_cuda() {
-            let out = crate::cuda::matmul::matmul(self, rhs, &batch, (m, k, n))?;
-            return match addend {
-                Some(c) => out.add(&c),
-                None => Ok(out),
-            };
+            return crate::cuda::matmul::matmul(self, rhs, addend.as_ref(), &batch, (m, k, n));
         }
         let la = self.layout().broadcast_as(&full(m, k))?;
         let lb = rhs.layout().broadcast_as(&full(k, n))?;
