@@ -33,6 +33,37 @@ use half::{bf16, f16};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+/// Allocation: cudarc allocates stream-ordered (`cuMemAllocAsync`) from the device's memory
+/// pool, whose release threshold is 0 by default: at every synchronisation (each copy to the
+/// host: a loss value, a step's token ids) the pool hands its free memory back to the driver,
+/// and the next step maps it again. A threshold of u64::MAX keeps freed memory in the pool, so
+/// in steady state no allocation reaches the driver. `PGM_CUDA_POOL_RELEASE=1` keeps the
+/// driver's default instead, to measure the difference.
+fn keep_freed_memory_in_pool(ctx: &CudaContext, ordinal: usize) -> Result<()> {
+    use cudarc::driver::{result, sys};
+    if std::env::var_os("PGM_CUDA_POOL_RELEASE").is_some() {
+        return Ok(());
+    }
+    let fail = |e: cudarc::driver::DriverError| {
+        cuda_error("cuda_context", format!("cuda:{ordinal}: memory pool: {e}"))
+    };
+    let dev = ctx.cu_device();
+    let pools = sys::CUdevice_attribute_enum::CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED;
+    // SAFETY: `dev` is the device of a live context; the attribute value is a u64, as
+    // CU_MEMPOOL_ATTR_RELEASE_THRESHOLD requires.
+    unsafe {
+        if result::device::get_attribute(dev, pools).map_err(fail)? == 0 {
+            return Ok(()); // no pools: cudarc allocates synchronously
+        }
+        let pool = result::device::get_mem_pool(dev).map_err(fail)?;
+        let mut threshold = u64::MAX;
+        let attr = sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD;
+        let value = (&mut threshold as *mut u64).cast();
+        result::mem_pool::set_attribute(pool, attr, value).map_err(fail)?;
+    }
+    Ok(())
+}
+
 /// The stream of GPU `ordinal`, creating its context on first use.
 pub fn stream(ordinal: usize) -> Result<Arc<CudaStream>> {
     static STREAMS: OnceLock<Mutex<HashMap<usize, Arc<CudaStream>>>> = OnceLock::new();
@@ -53,6 +84,7 @@ pub fn stream(ordinal: usize) -> Result<Arc<CudaStream>> {
     }
     let ctx = CudaContext::new(ordinal)
         .map_err(|e| cuda_error("cuda_context", format!("cuda:{ordinal}: {e}")))?;
+    keep_freed_memory_in_pool(&ctx, ordinal)?;
     // One stream per device: cudarc's per-allocation events only matter across streams.
     // SAFETY: this process uses the one default stream per device, so no cross-stream waits are needed.
     unsafe { ctx.disable_event_tracking() };

@@ -160,7 +160,7 @@ fn check_groups(op: &'static str, x: &Tensor, mul: &Tensor) -> Result<(usize, us
     let rows = x.numel().checked_div(cols).unwrap_or(0);
     let groups = mul.dims().first().copied().unwrap_or(0);
     check_param(op, "mul", mul, &[groups, cols], x)?;
-    if groups == 0 || rows % groups != 0 {
+    if groups == 0 || !rows.is_multiple_of(groups) {
         bail_shape!(
             op,
             "mul {:?}: its {groups} groups do not split the {rows} rows of x {:?}",
