@@ -3,7 +3,7 @@
 
 use crate::params::{Bound, Init, Param, ParamStore};
 use autograd::Var;
-use tensor::{DType, Result, Rng, Tensor};
+use tensor::{Result, Rng, Tensor};
 
 /// y = x · Wᵀ (+ b), with W stored [out, in] as in PyTorch checkpoints.
 #[derive(Clone, Debug)]
@@ -172,19 +172,14 @@ impl Mlp {
 
 /// Inverted dropout: zeroes each element with probability `p` and scales the rest by
 /// 1/(1 − p). With `rng` None (evaluation) or p = 0 it is the identity. The mask is drawn on
-/// the host from `rng` (so a run gives the same masks on every device) and moved to x's.
+/// x's device from counter-based noise (`Tensor::dropout_mask`) with one seed taken from `rng`,
+/// so a run gives the same masks on every device and draws nothing on the host.
 pub fn dropout(x: &Var, p: f64, rng: Option<&mut Rng>) -> Result<Var> {
     let Some(rng) = rng.filter(|_| p > 0.0) else {
         return Ok(x.clone());
     };
-    let cpu = tensor::Device::Cpu;
-    let keep = Tensor::rand_uniform(x.shape().clone(), 0.0, 1.0, DType::F64, cpu, rng)?;
-    let scale = 1.0 / (1.0 - p);
-    let mask = keep.cmp(&Tensor::scalar(p, DType::F64, cpu)?, tensor::op::CmpOp::Ge)?;
-    let mask = mask
-        .to_dtype(DType::F64)?
-        .mul_scalar(scale)?
-        .to_dtype(x.value().dtype())?
-        .to_device(x.value().device())?;
+    // Drawn where x lives, from one seed of `rng`: the same mask on the CPU and on a GPU.
+    let (dtype, device) = (x.value().dtype(), x.value().device());
+    let mask = Tensor::dropout_mask(x.shape().clone(), p, rng.next_u64(), dtype, device)?;
     x.mul(&Var::constant(mask))
 }

@@ -97,7 +97,14 @@ fn launched_kernel_names_are_exported() {
             Source::CrossEntropy,
             &["cross_entropy_bf16", "cross_entropy_backward_f32"],
         ),
-        (Source::Sample, &["gumbel_argmax_f32", "gumbel_argmax_bf16"]),
+        (
+            Source::Sample,
+            &[
+                "gumbel_argmax_f32",
+                "gumbel_argmax_bf16",
+                "dropout_mask_bf16",
+            ],
+        ),
     ];
     for (source, names) in expect {
         let ptx = kernels::compile_source(*source, "compute_90")

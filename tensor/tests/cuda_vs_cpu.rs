@@ -335,6 +335,18 @@ fn gumbel_argmax_draws_the_cpu_tokens() {
 }
 
 #[test]
+fn dropout_masks_are_the_cpu_masks() {
+    if !gpu_or_skip("dropout_masks_are_the_cpu_masks") {
+        return;
+    }
+    let want = Tensor::dropout_mask([7, 33_001], 0.1, 42, DType::F32, Device::Cpu).unwrap();
+    let got = Tensor::dropout_mask([7, 33_001], 0.1, 42, DType::F32, GPU).unwrap();
+    close("dropout mask", &got, &want, 1e-12);
+    let got16 = Tensor::dropout_mask([7, 33_001], 0.1, 42, DType::BF16, GPU).unwrap();
+    close("dropout mask bf16", &got16, &want, 1e-2);
+}
+
+#[test]
 fn layer_norm_forward_and_backward() {
     if !gpu_or_skip("layer_norm_forward_and_backward") {
         return;

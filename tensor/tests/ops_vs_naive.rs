@@ -448,6 +448,33 @@ fn gumbel_argmax_draws_each_id_with_its_probability() {
 }
 
 #[test]
+fn dropout_masks_follow_their_noise_stream() {
+    // 3·40 000 elements: the parallel path.
+    let (p, n) = (0.3, 120_000);
+    let mask = Tensor::dropout_mask([3, 40_000], p, 5, DType::F32, CPU).unwrap();
+    assert_eq!(mask.dims(), [3, 40_000]);
+    let m = vals(&mask);
+    let key = tensor::draw_key(5, 0);
+    let scale = (1.0 / (1.0 - p)) as f32 as f64;
+    for (i, &v) in m.iter().enumerate() {
+        let keep = tensor::draw_uniform(key, i as u64) >= p;
+        assert_eq!(v, if keep { scale } else { 0.0 }, "element {i}");
+    }
+    let dropped = m.iter().filter(|&&v| v == 0.0).count() as f64 / n as f64;
+    assert!((dropped - p).abs() < 0.005, "dropped {dropped}");
+    let again = Tensor::dropout_mask([3, 40_000], p, 5, DType::F64, CPU).unwrap();
+    assert_eq!(
+        vals(&again).iter().filter(|&&v| v == 0.0).count(),
+        m.iter().filter(|&&v| v == 0.0).count()
+    );
+    assert_ne!(
+        vals(&Tensor::dropout_mask([3, 40_000], p, 6, DType::F32, CPU).unwrap()),
+        m
+    );
+    assert!(Tensor::dropout_mask([4], 1.0, 5, DType::F32, CPU).is_err());
+}
+
+#[test]
 fn indexing_ops_match_naive() {
     let table =
         Tensor::from_vec((0..12).map(|v| v as f32).collect::<Vec<_>>(), [4, 3], CPU).unwrap();

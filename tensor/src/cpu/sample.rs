@@ -1,4 +1,6 @@
-//! The Gumbel-max draw of one token per row of log-probabilities, rows in parallel.
+//! Draws from counter-based noise (`draw_key`, `draw_uniform`): the Gumbel-max draw of one
+//! token per row of log-probabilities, and dropout masks. The CUDA kernels of
+//! `kernels/sample.cu` compute the same noise, so both backends draw the same values.
 //!
 //! Row r draws argmax_i p_i / (−ln(u_i + 1e-10) + 1e-10), with p_i = exp(log p_i) and u_i the
 //! i-th uniform of the row's counter-based stream (`draw_key(seed, r)`): index i wins with
@@ -37,3 +39,25 @@ pub fn gumbel_argmax<T: Float>(log_probs: &[T], key: u64, keep: Option<&[bool]>)
     }
     best.1 as u32
 }
+
+/// A dropout mask of `n` elements: element i is `scale` when the i-th uniform of the stream
+/// `key` is at least `p` (probability 1 − p), else 0.
+pub fn dropout_mask<T: Float>(n: usize, p: f64, scale: T, key: u64) -> Vec<T> {
+    let mut out = vec![T::ZERO; n];
+    let fill = |(c, chunk): (usize, &mut [T])| {
+        for (j, o) in chunk.iter_mut().enumerate() {
+            if draw_uniform(key, (c * MASK_CHUNK + j) as u64) >= p {
+                *o = scale;
+            }
+        }
+    };
+    if n >= PARALLEL_MIN_ELEMS {
+        out.par_chunks_mut(MASK_CHUNK).enumerate().for_each(fill);
+    } else {
+        out.chunks_mut(MASK_CHUNK).enumerate().for_each(fill);
+    }
+    out
+}
+
+/// Elements per task of `dropout_mask`.
+const MASK_CHUNK: usize = 1 << 14;

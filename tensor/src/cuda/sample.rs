@@ -1,11 +1,11 @@
-//! Launcher for `kernels/sample.cu`: one Gumbel-max draw per row of F32 or BF16
-//! log-probabilities, U32 tokens out.
+//! Launchers for `kernels/sample.cu`: one Gumbel-max draw per row of F32 or BF16
+//! log-probabilities (U32 tokens out), and F32 or BF16 dropout masks.
 
 use super::kernels::Source;
 use super::launch;
 use super::CudaData;
-use crate::{Result, Tensor};
-use cudarc::driver::PushKernelArg;
+use crate::{DType, Device, Error, Result, Shape, Tensor};
+use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
 
 /// Tokens [rows] for contiguous log-probabilities [rows, cols].
 pub fn gumbel_argmax(lp: &Tensor, rows: usize, cols: usize, seed: u64) -> Result<Tensor> {
@@ -33,4 +33,55 @@ pub fn gumbel_argmax(lp: &Tensor, rows: usize, cols: usize, seed: u64) -> Result
         unsafe { b.launch(launch::rows_config(rows)) }.map_err(launch::driver_err(name))?;
     }
     Ok(launch::tensor(CudaData::U32(out), s.ordinal, [rows]))
+}
+
+/// The dropout mask of `Tensor::dropout_mask` on GPU `device`, from the stream `key`.
+pub fn dropout_mask(
+    shape: &Shape,
+    p: f64,
+    scale: f64,
+    key: u64,
+    dtype: DType,
+    device: Device,
+) -> Result<Tensor> {
+    let name = "dropout_mask";
+    let Device::Cuda(ordinal) = device else {
+        return Err(Error::device(
+            name,
+            format!("expected a CUDA device, got {device}"),
+        ));
+    };
+    let n = launch::count(name, shape)?;
+    fn run<T: DeviceRepr>(
+        o: usize,
+        sfx: &str,
+        n: u32,
+        p: f64,
+        scale: f32,
+        key: u64,
+    ) -> Result<CudaSlice<T>> {
+        let (stream, f) = launch::kernel(o, Source::Sample, &format!("dropout_mask_{sfx}"))?;
+        let mut out = launch::alloc::<T>("dropout_mask", &stream, n as usize)?;
+        if n > 0 {
+            let mut b = stream.launch_builder(&f);
+            b.arg(&n).arg(&p).arg(&scale).arg(&key).arg(&mut out);
+            // SAFETY: matches `dropout_mask_<T>(unsigned, double, float, unsigned long long,
+            // T*)`; out holds n elements.
+            unsafe { b.launch(launch::elementwise_config(n)) }
+                .map_err(launch::driver_err("dropout_mask"))?;
+        }
+        Ok(out)
+    }
+    let scale = scale as f32;
+    let data = match dtype {
+        DType::F32 => CudaData::F32(run(ordinal, "f32", n, p, scale, key)?),
+        DType::BF16 => CudaData::BF16(run(ordinal, "bf16", n, p, scale, key)?),
+        other => {
+            return Err(Error::dtype(
+                name,
+                format!("on CUDA expects F32 or BF16, got {other:?}"),
+            ))
+        }
+    };
+    Ok(launch::tensor(data, ordinal, shape.clone()))
 }

@@ -1,8 +1,9 @@
-//! Drawing one token per row of log-probabilities where they are, so a GPU sampler copies K
-//! token ids to the host per step instead of K·V probabilities.
+//! Random draws made where the tensors live, from counter-based noise: one token per row of
+//! log-probabilities (a GPU sampler copies K token ids to the host per step instead of K·V
+//! probabilities) and dropout masks (a GPU step draws no noise on the host).
 
 use crate::cpu::{sample as k, CpuStorage};
-use crate::{bail_shape, Error, Result, Tensor};
+use crate::{bail_shape, draw_key, DType, Device, Error, Result, Shape, Tensor};
 
 impl Tensor {
     /// One Gumbel-max draw per row of the log-probabilities `self` [K, V] (normalised, −∞ for
@@ -37,5 +38,42 @@ impl Tensor {
             }
         };
         Ok(Tensor::from_cpu(CpuStorage::U32(tokens), [rows]))
+    }
+
+    /// A dropout mask of `shape` on `device`: each element is 1 / (1 − p) with probability
+    /// 1 − p and 0 otherwise, decided by the noise stream of `seed` (element i keeps when
+    /// `draw_uniform(draw_key(seed, 0), i)` ≥ p). The same seed gives the same mask on the CPU
+    /// and on CUDA. `dtype`: F32 or F64 on the CPU, F32 or BF16 on CUDA.
+    pub fn dropout_mask(
+        shape: impl Into<Shape>,
+        p: f64,
+        seed: u64,
+        dtype: DType,
+        device: Device,
+    ) -> Result<Tensor> {
+        let name = "dropout_mask";
+        let shape = shape.into();
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::msg(name, format!("p = {p} is outside [0, 1)")));
+        }
+        let (key, scale, n) = (draw_key(seed, 0), 1.0 / (1.0 - p), shape.numel());
+        #[cfg(feature = "cuda")]
+        if device.is_cuda() {
+            return crate::cuda::sample::dropout_mask(&shape, p, scale, key, dtype, device);
+        }
+        if device != Device::Cpu {
+            return Tensor::dropout_mask(shape, p, seed, dtype, Device::Cpu)?.to_device(device);
+        }
+        let data = match dtype {
+            DType::F32 => CpuStorage::F32(k::dropout_mask(n, p, scale as f32, key)),
+            DType::F64 => CpuStorage::F64(k::dropout_mask(n, p, scale, key)),
+            other => {
+                return Err(Error::dtype(
+                    name,
+                    format!("expects F32 or F64 on the CPU, got {other:?}"),
+                ))
+            }
+        };
+        Ok(Tensor::from_cpu(data, shape))
     }
 }

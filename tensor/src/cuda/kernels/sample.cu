@@ -1,14 +1,18 @@
-// sample.cu: one Gumbel-max draw per row of log-probabilities, on the device, so a sampler
-// copies one token id per row to the host instead of the row's V probabilities.
+// sample.cu: draws from counter-based noise on the device: one Gumbel-max draw per row of
+// log-probabilities (a sampler copies one token id per row to the host instead of the row's V
+// probabilities), and dropout masks (a training step draws no noise on the host).
 //
-// Row r draws argmax_i exp(lp_i) / (−log(u_i + 1e-10) + 1e-10) in f64, where u_i is the i-th
-// uniform of the row's counter-based stream: SplitMix64 at state key + (i + 1)·γ with
-// key = SplitMix64(seed ^ r·0xD605BBB58C8ABBDB). This is `draw_key` / `draw_uniform` of
-// `tensor/src/random.rs` bit for bit, so the CPU draws the same tokens. Ties go to the first
-// index.
+// The noise is `draw_key` / `draw_uniform` of `tensor/src/random.rs` bit for bit, so the CPU
+// draws the same values: the i-th uniform of stream `key` is SplitMix64 at state
+// key + (i + 1)·γ, its top 53 bits scaled to [0, 1).
 //
-// Mapping: one block per row (grid = rows, blocks of exactly 256 threads, the size of the
-// shared arrays); threads stride over the ids, then a tree combine keeps the best (score, id).
+// Gumbel-max: row r draws argmax_i exp(lp_i) / (−log(u_i + 1e-10) + 1e-10) in f64, where u_i is the i-th
+// uniform of the stream key = SplitMix64(seed ^ r·0xD605BBB58C8ABBDB). Ties go to the first
+// index. One block per row (grid = rows, blocks of exactly 256 threads, the size of the shared
+// arrays); threads stride over the ids, then a tree combine keeps the best (score, id).
+//
+// Dropout: element i of the mask is `scale` when the i-th uniform of `key` is ≥ p, else 0. One
+// thread per element in a grid-stride loop.
 
 #define GOLDEN_GAMMA 0x9E3779B97F4A7C15ull
 
@@ -17,6 +21,10 @@ __device__ __forceinline__ unsigned long long splitmix64(unsigned long long stat
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
     x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
     return x ^ (x >> 31);
+}
+
+__device__ __forceinline__ double draw_uniform(unsigned long long key, unsigned long long i) {
+    return (double)(splitmix64(key + i * GOLDEN_GAMMA) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 template <typename T>
@@ -29,9 +37,7 @@ __device__ void gumbel_argmax_row(unsigned int cols, unsigned long long seed, co
     double bs = __longlong_as_double(0xfff0000000000000ull);  // −∞
     unsigned int bi = 0;
     for (unsigned int j = threadIdx.x; j < cols; j += blockDim.x) {
-        unsigned long long bits = splitmix64(key + (unsigned long long)j * GOLDEN_GAMMA);
-        double u = (double)(bits >> 11) * (1.0 / 9007199254740992.0);  // 2^-53
-        double exponential = -log(u + 1e-10) + 1e-10;
+        double exponential = -log(draw_uniform(key, j) + 1e-10) + 1e-10;
         double s = exp((double)to_f32(row[j])) / exponential;
         if (s > bs) {
             bs = s;
@@ -57,10 +63,20 @@ __device__ void gumbel_argmax_row(unsigned int cols, unsigned long long seed, co
     if (threadIdx.x == 0) out[blockIdx.x] = best_i[0];
 }
 
+template <typename T>
+__device__ void dropout_mask(unsigned int n, double p, float scale, unsigned long long key,
+                             T *out) {
+    FOR_EACH_INDEX(i, n) out[i] = from_f32<T>(draw_uniform(key, i) >= p ? scale : 0.0f);
+}
+
 #define SAMPLE_KERNELS(T, NAME)                                                              \
     extern "C" __global__ void gumbel_argmax_##NAME(unsigned int cols, unsigned long long seed, \
                                                     const T *lp, unsigned int *out) {        \
         gumbel_argmax_row<T>(cols, seed, lp, out);                                           \
+    }                                                                                        \
+    extern "C" __global__ void dropout_mask_##NAME(unsigned int n, double p, float scale,    \
+                                                   unsigned long long key, T *out) {         \
+        dropout_mask<T>(n, p, scale, key, out);                                              \
     }
 
 SAMPLE_KERNELS(float, f32)
