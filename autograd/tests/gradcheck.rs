@@ -164,6 +164,26 @@ fn layer_norm_modulate() {
 }
 
 #[test]
+fn gated_residual() {
+    let mut rng = Rng::seed(15);
+    let (b, n, d) = (
+        size(&mut rng, 2, 3),
+        size(&mut rng, 2, 4),
+        size(&mut rng, 3, 6),
+    );
+    let (h, branch) = (
+        rand(&[b, n, d], &mut rng, false),
+        rand(&[b, n, d], &mut rng, false),
+    );
+    for (g, dropout) in [(b, None), (b, Some((0.3, 7))), (1, Some((0.5, 8)))] {
+        let gate = rand(&[g, 1, d], &mut rng, false);
+        check("gated_residual", &[h.clone(), gate, branch.clone()], |v| {
+            v[0].gated_residual(&v[1], &v[2], dropout)
+        });
+    }
+}
+
+#[test]
 fn cross_entropy() {
     let mut rng = Rng::seed(13);
     let (rows, cols) = (size(&mut rng, 2, 4), size(&mut rng, 3, 7));

@@ -183,3 +183,17 @@ pub fn dropout(x: &Var, p: f64, rng: Option<&mut Rng>) -> Result<Var> {
     let mask = Tensor::dropout_mask(x.shape().clone(), p, rng.next_u64(), dtype, device)?;
     x.mul(&Var::constant(mask))
 }
+
+/// A DiT block's residual branch, h + gate ⊙ dropout(branch), as one fused op
+/// (`Var::gated_residual`): h and branch [B, N, D], gate [B or 1, 1, D]. Dropout as in
+/// [`dropout`]: only with `rng` (training) and p > 0, with one seed taken from `rng`.
+pub fn gated_residual(
+    h: &Var,
+    gate: &Var,
+    branch: &Var,
+    p: f64,
+    rng: Option<&mut Rng>,
+) -> Result<Var> {
+    let dropout = rng.filter(|_| p > 0.0).map(|rng| (p, rng.next_u64()));
+    h.gated_residual(gate, branch, dropout)
+}

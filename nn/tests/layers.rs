@@ -4,7 +4,7 @@
 use autograd::gradcheck::GradCheck;
 use autograd::Var;
 use nn::conditioning::{modulate, sinusoidal_features, AdaLn, TimestepEmbedder};
-use nn::layers::{dropout, Embedding, LayerNorm, Linear, Mlp};
+use nn::layers::{dropout, gated_residual, Embedding, LayerNorm, Linear, Mlp};
 use nn::{Bound, ParamStore};
 use tensor::{DType, Device, Rng, Tensor};
 
@@ -193,4 +193,25 @@ fn dropout_zeroes_and_rescales_only_in_training() {
     assert!(y.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
     let mean = y.iter().sum::<f64>() / y.len() as f64;
     assert!((mean - 1.0).abs() < 0.03);
+
+    // The fused gated residual draws the same mask as `dropout` from the same generator.
+    let h = Var::constant(rand(&[2, 50, 100], &mut rng));
+    let branch = Var::constant(rand(&[2, 50, 100], &mut rng));
+    let gate = Var::constant(rand(&[2, 1, 100], &mut rng));
+    let (mut r1, mut r2) = (Rng::seed(4), Rng::seed(4));
+    let fused = gated_residual(&h, &gate, &branch, 0.2, Some(&mut r1)).unwrap();
+    let steps = h
+        .add(
+            &gate
+                .mul(&dropout(&branch, 0.2, Some(&mut r2)).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+    for (a, b) in vals(&fused).iter().zip(vals(&steps)) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+    // Evaluation: no dropout.
+    let eval = gated_residual(&h, &gate, &branch, 0.2, None).unwrap();
+    let plain = h.add(&gate.mul(&branch).unwrap()).unwrap();
+    assert_eq!(vals(&eval), vals(&plain));
 }

@@ -5,7 +5,7 @@ use crate::attend::{merge_heads, split_heads, AttentionPattern};
 use crate::config::ModelConfig;
 use autograd::Var;
 use nn::conditioning::AdaLn;
-use nn::layers::{dropout, LayerNorm, Linear, Mlp};
+use nn::layers::{gated_residual, LayerNorm, Linear, Mlp};
 use nn::{Bound, ParamStore};
 use tensor::{Result, Rng};
 
@@ -62,15 +62,10 @@ impl DitBlock {
         let a = self.norm1.forward_modulated(p, h, &m[0], &m[1])?;
         let qkv = split_heads(&self.attn_qkv.forward(p, &a)?, 3, self.heads)?;
         let attn = merge_heads(&pattern.attend(&qkv[0], &qkv[1], &qkv[2])?)?;
-        let branch = dropout(
-            &self.attn_out.forward(p, &attn)?,
-            self.dropout,
-            rng.as_deref_mut(),
-        )?;
-        let h = h.add(&m[2].mul(&branch)?)?;
+        let branch = self.attn_out.forward(p, &attn)?;
+        let h = gated_residual(h, &m[2], &branch, self.dropout, rng.as_deref_mut())?;
         let a = self.norm2.forward_modulated(p, &h, &m[3], &m[4])?;
-        let branch = dropout(&self.mlp.forward(p, &a)?, self.dropout, rng)?;
-        h.add(&m[5].mul(&branch)?)
+        gated_residual(&h, &m[5], &self.mlp.forward(p, &a)?, self.dropout, rng)
     }
 }
 
@@ -138,15 +133,10 @@ impl DecoderBlock {
             self.heads,
         )?;
         let attn = merge_heads(&pattern.attend(&q, &kv[0], &kv[1])?)?;
-        let branch = dropout(
-            &self.attn_out.forward(p, &attn)?,
-            self.dropout,
-            rng.as_deref_mut(),
-        )?;
-        let y = y.add(&m[2].mul(&branch)?)?;
+        let branch = self.attn_out.forward(p, &attn)?;
+        let y = gated_residual(y, &m[2], &branch, self.dropout, rng.as_deref_mut())?;
         let a = self.norm2.forward_modulated(p, &y, &m[3], &m[4])?;
-        let branch = dropout(&self.mlp.forward(p, &a)?, self.dropout, rng)?;
-        y.add(&m[5].mul(&branch)?)
+        gated_residual(&y, &m[5], &self.mlp.forward(p, &a)?, self.dropout, rng)
     }
 }
 

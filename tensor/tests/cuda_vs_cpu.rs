@@ -347,6 +347,50 @@ fn dropout_masks_are_the_cpu_masks() {
 }
 
 #[test]
+fn gated_residual_forward_and_backward() {
+    if !gpu_or_skip("gated_residual_forward_and_backward") {
+        return;
+    }
+    let mut rng = Rng::seed(17);
+    // 3 sequences of 40 rows: the d gate sums cross a chunk boundary (32 rows).
+    let (h, branch, dy) = (
+        randn(&[3, 40, 96], &mut rng),
+        randn(&[3, 40, 96], &mut rng),
+        randn(&[3, 40, 96], &mut rng),
+    );
+    for (groups, dropout) in [(3, None), (3, Some((0.1, 5))), (1, Some((0.5, 6)))] {
+        let gate = randn(&[groups, 96], &mut rng);
+        let what = format!("{groups} gates, dropout {dropout:?}");
+        close(
+            &format!("gated_residual, {what}"),
+            &gpu(&h)
+                .gated_residual(&gpu(&gate), &gpu(&branch), dropout)
+                .unwrap(),
+            &h.gated_residual(&gate, &branch, dropout).unwrap(),
+            1e-5,
+        );
+        let (db, dg) = gate.gated_residual_backward(&branch, dropout, &dy).unwrap();
+        let (gdb, gdg) = gpu(&gate)
+            .gated_residual_backward(&gpu(&branch), dropout, &gpu(&dy))
+            .unwrap();
+        close(&format!("d branch, {what}"), &gdb, &db, 1e-5);
+        close(&format!("d gate, {what}"), &gdg, &dg, 1e-4);
+    }
+    let to16 = |t: &Tensor| gpu(&bf16_round(t)).to_dtype(DType::BF16).unwrap();
+    let gate = randn(&[3, 96], &mut rng);
+    close(
+        "gated_residual bf16",
+        &to16(&h)
+            .gated_residual(&to16(&gate), &to16(&branch), Some((0.1, 5)))
+            .unwrap(),
+        &bf16_round(&h)
+            .gated_residual(&bf16_round(&gate), &bf16_round(&branch), Some((0.1, 5)))
+            .unwrap(),
+        1e-2,
+    );
+}
+
+#[test]
 fn layer_norm_forward_and_backward() {
     if !gpu_or_skip("layer_norm_forward_and_backward") {
         return;

@@ -475,6 +475,51 @@ fn dropout_masks_follow_their_noise_stream() {
 }
 
 #[test]
+fn gated_residual_matches_naive_with_and_without_dropout() {
+    let mut rng = Rng::seed(16);
+    // 4 sequences of 100 rows of 96: the parallel paths; one gate per sequence, or one.
+    let (b, n, d) = (4, 100, 96);
+    let (h, branch, dy) = (
+        rand(&[b, n, d], &mut rng),
+        rand(&[b, n, d], &mut rng),
+        rand(&[b, n, d], &mut rng),
+    );
+    for (groups, dropout) in [(b, None), (b, Some((0.25, 9))), (1, Some((0.1, 3)))] {
+        let gate = rand(&[groups, d], &mut rng);
+        let mask = match dropout {
+            Some((p, seed)) => {
+                vals(&Tensor::dropout_mask([b, n, d], p, seed, DType::F32, CPU).unwrap())
+            }
+            None => vec![1.0; b * n * d],
+        };
+        let (hv, bv, gv, dyv) = (vals(&h), vals(&branch), vals(&gate), vals(&dy));
+        let (mut y, mut d_branch, mut d_gate) = (
+            vec![0.0; hv.len()],
+            vec![0.0; hv.len()],
+            vec![0.0; gv.len()],
+        );
+        for i in 0..hv.len() {
+            let (g, j) = (i / d / (b * n / groups), i % d);
+            y[i] = hv[i] + gv[g * d + j] * bv[i] * mask[i];
+            d_branch[i] = dyv[i] * gv[g * d + j] * mask[i];
+            d_gate[g * d + j] += dyv[i] * bv[i] * mask[i];
+        }
+        let what = format!("{groups} gates, dropout {dropout:?}");
+        let got = h.gated_residual(&gate, &branch, dropout).unwrap();
+        assert_close(&vals(&got), &y, 1e-5, &format!("gated_residual, {what}"));
+        let (gdb, gdg) = gate.gated_residual_backward(&branch, dropout, &dy).unwrap();
+        assert_close(&vals(&gdb), &d_branch, 1e-5, &format!("d branch, {what}"));
+        assert_close(&vals(&gdg), &d_gate, 1e-4, &format!("d gate, {what}"));
+    }
+    assert!(h
+        .gated_residual(&rand(&[3, d], &mut rng), &branch, None)
+        .is_err());
+    assert!(h
+        .gated_residual(&rand(&[1, d], &mut rng), &branch, Some((1.0, 0)))
+        .is_err());
+}
+
+#[test]
 fn indexing_ops_match_naive() {
     let table =
         Tensor::from_vec((0..12).map(|v| v as f32).collect::<Vec<_>>(), [4, 3], CPU).unwrap();

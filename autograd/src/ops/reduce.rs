@@ -1,7 +1,7 @@
 //! Reductions, softmax, cross-entropy and layer norm, with their backward rules.
 
 use crate::Var;
-use tensor::{bail_shape, Result, Tensor};
+use tensor::{Result, Tensor};
 
 impl Var {
     /// Σ over `dim`; the gradient spreads dy back over the summed dim.
@@ -100,58 +100,5 @@ impl Var {
             }
             Ok(grads)
         })
-    }
-
-    /// adaLN's modulate(LN(x; weight), shift, scale) = LN(x)·weight·(1 + scale) + shift as one
-    /// fused op (`layer_norm_affine` with mul = weight·(1 + scale), add = shift): x [B, N, D],
-    /// weight [D], shift and scale [G, 1, D] with G = B (one per sequence) or 1 (shared).
-    /// Gradients, from the per-sequence sums A = Σ dy·x̂ and S = Σ dy [G, D]:
-    /// d shift = S, d scale = A·weight, d weight = Σ_G A·(1 + scale).
-    pub fn layer_norm_modulate(
-        &self,
-        weight: &Var,
-        shift: &Var,
-        scale: &Var,
-        eps: f64,
-    ) -> Result<Var> {
-        let (x, cond) = (self.value(), shift.shape().clone());
-        let [b, _, d] = x.dims()[..] else {
-            bail_shape!(
-                "layer_norm_modulate",
-                "x must be [B, N, D], got {:?}",
-                x.shape()
-            );
-        };
-        let g = cond.dims()[0];
-        if cond.dims() != [g, 1, d] || scale.shape() != &cond || (g != 1 && g != b) {
-            bail_shape!(
-                "layer_norm_modulate",
-                "shift {:?} and scale {:?} must both be [B or 1, 1, D] for x {:?}",
-                cond,
-                scale.shape(),
-                x.shape()
-            );
-        }
-        let w = weight.value().reshape([1, d])?;
-        let one_plus_scale = scale.value().reshape([g, d])?.affine(1.0, 1.0)?; // [G, D]
-        let mul = one_plus_scale.mul(&w)?;
-        let (y, stats) = x.layer_norm_affine(&mul, &shift.value().reshape([g, d])?, eps)?;
-        let x = x.clone();
-        Var::record(
-            "layer_norm_modulate",
-            &[self, weight, shift, scale],
-            y,
-            move |dy| {
-                let (dx, sum_dy_xhat, sum_dy) = x.layer_norm_affine_backward(&mul, &stats, dy)?;
-                let dw = sum_dy_xhat.mul(&one_plus_scale)?.sum(0, false)?;
-                let dscale = sum_dy_xhat.mul(&w)?.reshape(cond.clone())?;
-                Ok(vec![
-                    Some(dx),
-                    Some(dw),
-                    Some(sum_dy.reshape(cond.clone())?),
-                    Some(dscale),
-                ])
-            },
-        )
     }
 }

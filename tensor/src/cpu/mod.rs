@@ -8,10 +8,12 @@ pub mod attention;
 pub mod cross_entropy;
 pub mod elementwise;
 pub mod gemm;
+pub mod group_sums;
 pub mod index;
 pub mod matmul;
 pub mod norm;
 pub mod reduce;
+pub mod residual;
 pub mod rope;
 pub mod sample;
 

@@ -8,6 +8,7 @@
 //! Layer norm is one group with mul = weight, add = bias; modulate has mul = weight·(1 + scale)
 //! and add = shift per sequence. The forward also returns mean and rstd [rows].
 
+use super::group_sums::rows_with_group_sums;
 use super::{Float, PARALLEL_MIN_ELEMS};
 use rayon::prelude::*;
 
@@ -72,9 +73,6 @@ fn sum_of<T: Float>(x: &[T], f: impl Fn(T) -> T) -> T {
     acc.iter().fold(tail_sum, |s, &a| s + a)
 }
 
-/// Per-group column sums of the backward: Σ dy·x̂ and Σ dy, each [cols].
-type Sums<T> = (Vec<T>, Vec<T>);
-
 /// Returns (dx [rows, cols], Σ dy·x̂ [groups, cols], Σ dy [groups, cols]), the sums running
 /// over each group's rows; the parameter gradients follow from them (plain layer norm:
 /// dweight = Σ dy·x̂, dbias = Σ dy).
@@ -93,54 +91,30 @@ pub fn norm_affine_backward<T: Float>(
     if rows == 0 || cols == 0 {
         return (dx, vec![T::ZERO; mul.len()], vec![T::ZERO; mul.len()]);
     }
-    let per_group = rows / groups;
-    let n = T::from_f64(cols as f64);
-    // Groups in parallel, and within a group bands of rows, each band with its own sums.
-    let band = (PARALLEL_MIN_ELEMS / cols).clamp(1, per_group);
-    let zeros = || (vec![T::ZERO; cols], vec![T::ZERO; cols]);
-    let add = |(mut a, mut b): Sums<T>, (c, d): Sums<T>| {
-        a.iter_mut().zip(c).for_each(|(a, c)| *a += c);
-        b.iter_mut().zip(d).for_each(|(b, d)| *b += d);
-        (a, b)
-    };
-    let sums: Vec<Sums<T>> = dx
-        .par_chunks_mut(per_group * cols)
-        .enumerate()
-        .map(|(g, dx_group)| {
-            let mul = &mul[g * cols..][..cols];
-            let band_sums = |(bi, dx_band): (usize, &mut [T])| {
-                let (mut s_xhat, mut s_dy) = zeros();
-                for (ri, dx) in dx_band.chunks_mut(cols).enumerate() {
-                    let r = g * per_group + bi * band + ri;
-                    let (x, dy) = (&x[r * cols..][..cols], &dy[r * cols..][..cols]);
-                    let (m, s) = (mean[r], rstd[r]);
-                    let (mut mean_g, mut mean_gx) = (T::ZERO, T::ZERO);
-                    for i in 0..cols {
-                        let xhat = (x[i] - m) * s;
-                        let g = dy[i] * mul[i];
-                        mean_g += g;
-                        mean_gx += g * xhat;
-                        s_xhat[i] += dy[i] * xhat;
-                        s_dy[i] += dy[i];
-                    }
-                    mean_g = mean_g / n;
-                    mean_gx = mean_gx / n;
-                    for i in 0..cols {
-                        let xhat = (x[i] - m) * s;
-                        dx[i] = s * (dy[i] * mul[i] - mean_g - xhat * mean_gx);
-                    }
-                }
-                (s_xhat, s_dy)
-            };
-            // Collected, then added in order: the sums do not depend on the thread schedule.
-            let bands: Vec<Sums<T>> = dx_group
-                .par_chunks_mut(band * cols)
-                .enumerate()
-                .map(band_sums)
-                .collect();
-            bands.into_iter().fold(zeros(), add)
-        })
-        .collect();
-    let (s_xhat, s_dy): (Vec<Vec<T>>, Vec<Vec<T>>) = sums.into_iter().unzip();
+    let (per_group, n) = (rows / groups, T::from_f64(cols as f64));
+    // Per group, [Σ dy·x̂ (cols) | Σ dy (cols)].
+    let sums = rows_with_group_sums(&mut dx, cols, groups, 2 * cols, |r, dx, sums| {
+        let (x, dy) = (&x[r * cols..][..cols], &dy[r * cols..][..cols]);
+        let mul = &mul[(r / per_group) * cols..][..cols];
+        let (m, s) = (mean[r], rstd[r]);
+        let (s_xhat, s_dy) = sums.split_at_mut(cols);
+        let (mut mean_g, mut mean_gx) = (T::ZERO, T::ZERO);
+        for i in 0..cols {
+            let xhat = (x[i] - m) * s;
+            let g = dy[i] * mul[i];
+            mean_g += g;
+            mean_gx += g * xhat;
+            s_xhat[i] += dy[i] * xhat;
+            s_dy[i] += dy[i];
+        }
+        mean_g = mean_g / n;
+        mean_gx = mean_gx / n;
+        for i in 0..cols {
+            let xhat = (x[i] - m) * s;
+            dx[i] = s * (dy[i] * mul[i] - mean_g - xhat * mean_gx);
+        }
+    });
+    let (s_xhat, s_dy): (Vec<&[T]>, Vec<&[T]>) =
+        sums.chunks(2 * cols).map(|g| g.split_at(cols)).unzip();
     (dx, s_xhat.concat(), s_dy.concat())
 }

@@ -41,11 +41,12 @@ pub enum Source {
     Attention,
     CrossEntropy,
     Sample,
+    Residual,
 }
 
 impl Source {
     /// Every source, for tests that compile them all.
-    pub const ALL: [Source; 10] = [
+    pub const ALL: [Source; 11] = [
         Source::Elementwise,
         Source::Cast,
         Source::Reduce,
@@ -56,6 +57,7 @@ impl Source {
         Source::Attention,
         Source::CrossEntropy,
         Source::Sample,
+        Source::Residual,
     ];
 
     /// The file name, as in `tensor/src/cuda/kernels/`.
@@ -71,6 +73,7 @@ impl Source {
             Source::Attention => "attention.cu",
             Source::CrossEntropy => "cross_entropy.cu",
             Source::Sample => "sample.cu",
+            Source::Residual => "residual.cu",
         }
     }
 
@@ -87,6 +90,7 @@ impl Source {
             Source::Attention => include_str!("kernels/attention.cu"),
             Source::CrossEntropy => include_str!("kernels/cross_entropy.cu"),
             Source::Sample => include_str!("kernels/sample.cu"),
+            Source::Residual => include_str!("kernels/residual.cu"),
         }
     }
 }

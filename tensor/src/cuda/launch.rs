@@ -94,6 +94,20 @@ pub fn rows_config(rows: u32) -> LaunchConfig {
     }
 }
 
+/// Rows per block of the two-step column sums (layer norm's and the gated residual's
+/// parameter gradients): at the paper's size (32 768 rows of 768) 1 024 × 3 blocks, enough to
+/// fill the GPU, with 6 MB of f32 partials.
+pub const SUM_CHUNK_ROWS: u32 = 32;
+
+/// The first step of the column sums: a block per (chunk of rows, 256 columns), x = the chunk.
+pub fn chunks_config(chunks: u32, cols: u32) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (chunks, cols.div_ceil(BLOCK), 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 /// The CUDA storage of `t`, or an error naming `op`.
 pub fn storage<'a>(op: &'static str, t: &'a Tensor) -> Result<&'a CudaStorage> {
     match t.storage() {

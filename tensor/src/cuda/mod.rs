@@ -7,11 +7,11 @@
 //! Ops on CUDA tensors dispatch here from `ops/` (a `device().is_cuda()` check at the top of
 //! each op). The kernels are CUDA C files in `kernels/`, compiled at run time with NVRTC
 //! ([`kernels`]); each launcher file here serves one kernel file: `elementwise.rs`, `cast.rs`
-//! (strided copies, `cat`, dtype casts), `reduce.rs` (reductions, argmax, softmax), `norm.rs`,
-//! `index.rs`, `rope.rs`, `attention.rs` (partition attention: cuBLAS scores, the masked
-//! softmax of `kernels/attention.cu`, cuBLAS), `cross_entropy.rs` (log-softmax and the loss
-//! fused), `sample.rs` (Gumbel-max draws); `matmul.rs` calls cuBLAS. `norm.rs` serves plain layer norm and adaLN's modulate
-//! with one fused kernel.
+//! (strided copies, `cat`, dtype casts), `reduce.rs` (reductions, argmax, softmax), `norm.rs`
+//! (layer norm and adaLN's modulate, one fused kernel), `index.rs`, `rope.rs`, `attention.rs`
+//! (partition attention: cuBLAS scores, the masked softmax of `kernels/attention.cu`, cuBLAS),
+//! `cross_entropy.rs` (log-softmax and the loss fused), `sample.rs` (Gumbel-max draws, dropout
+//! masks), `residual.rs` (the gated residual with dropout); `matmul.rs` calls cuBLAS.
 
 pub(crate) mod attention;
 pub(crate) mod cast;
@@ -23,6 +23,7 @@ pub mod launch;
 pub(crate) mod matmul;
 pub(crate) mod norm;
 pub(crate) mod reduce;
+pub(crate) mod residual;
 pub(crate) mod rope;
 pub(crate) mod sample;
 

@@ -6,11 +6,7 @@ use super::kernels::Source;
 use super::launch;
 use super::CudaData;
 use crate::{Error, Result, Tensor};
-use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
-
-/// Rows per block of the backward's column sums: at the paper's size (32 768 rows of 768) that
-/// is 1 024 × 3 blocks, enough to fill the GPU, and 6 MB of partials.
-const CHUNK_ROWS: u32 = 32;
+use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
 
 /// The sizes every kernel of the file takes, as `unsigned int`s.
 #[derive(Clone, Copy)]
@@ -164,7 +160,7 @@ fn backward<T: DeviceRepr>(
     let mut s_xhat = launch::alloc(name, &stream, sums_len)?;
     let mut s_dy = launch::alloc(name, &stream, sums_len)?;
     // With no rows the sums kernel alone runs: over zero chunks it writes zeros.
-    let chunks_per_group = d.rows_per_group.div_ceil(CHUNK_ROWS);
+    let chunks_per_group = d.rows_per_group.div_ceil(launch::SUM_CHUNK_ROWS);
     let chunks = d.groups * chunks_per_group;
     let part_len = (chunks * d.cols) as usize;
     let mut part_xhat = launch::alloc::<f32>(name, &stream, part_len)?;
@@ -177,15 +173,11 @@ fn backward<T: DeviceRepr>(
         // const T* x, const T* mul, const float* mean, const float* rstd, const T* dy, T* dx)`.
         unsafe { b.launch(launch::rows_config(d.rows)) }.map_err(launch::driver_err(name))?;
 
-        let cfg = LaunchConfig {
-            grid_dim: (chunks, d.cols.div_ceil(launch::BLOCK), 1),
-            block_dim: (launch::BLOCK, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = launch::chunks_config(chunks, d.cols);
         let mut b = stream.launch_builder(&fpart);
         b.arg(&d.cols)
             .arg(&d.rows_per_group)
-            .arg(&CHUNK_ROWS)
+            .arg(&launch::SUM_CHUNK_ROWS)
             .arg(&chunks_per_group);
         b.arg(x).arg(mean).arg(rstd).arg(dy);
         b.arg(&mut part_xhat).arg(&mut part_dy);

@@ -8,6 +8,7 @@ mod index;
 mod matmul;
 mod norm;
 mod reduce;
+mod residual;
 mod rope;
 mod sample;
 

@@ -59,7 +59,7 @@ impl Tensor {
         eps: f64,
     ) -> Result<(Tensor, LayerNormStats)> {
         let name = "layer_norm_affine";
-        let (cols, groups) = check_groups(name, self, mul)?;
+        let (cols, groups) = check_groups(name, "mul", self, mul)?;
         check_param(name, "add", add, &[groups, cols], self)?;
         let rows_shape = &self.dims()[..self.rank().saturating_sub(1)];
         let (x, mul, add) = (self.contiguous()?, mul.contiguous()?, add.contiguous()?);
@@ -99,7 +99,7 @@ impl Tensor {
         dy: &Tensor,
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let name = "layer_norm_affine_backward";
-        let (cols, groups) = check_groups(name, self, mul)?;
+        let (cols, groups) = check_groups(name, "mul", self, mul)?;
         if dy.shape() != self.shape() {
             bail_shape!(name, "x {:?} and dy {:?} differ", self.shape(), dy.shape());
         }
@@ -154,16 +154,21 @@ fn wrap<T>(
     (f(t.0), f(t.1), f(t.2))
 }
 
-/// Checks `mul` [G, D] against x [.., D]; returns (D, G).
-fn check_groups(op: &'static str, x: &Tensor, mul: &Tensor) -> Result<(usize, usize)> {
+/// Checks a per-group parameter `what` [G, D] against x [.., D]; returns (D, G).
+pub(super) fn check_groups(
+    op: &'static str,
+    what: &str,
+    x: &Tensor,
+    mul: &Tensor,
+) -> Result<(usize, usize)> {
     let cols = *x.dims().last().unwrap_or(&1);
     let rows = x.numel().checked_div(cols).unwrap_or(0);
     let groups = mul.dims().first().copied().unwrap_or(0);
-    check_param(op, "mul", mul, &[groups, cols], x)?;
+    check_param(op, what, mul, &[groups, cols], x)?;
     if groups == 0 || !rows.is_multiple_of(groups) {
         bail_shape!(
             op,
-            "mul {:?}: its {groups} groups do not split the {rows} rows of x {:?}",
+            "{what} {:?}: its {groups} groups do not split the {rows} rows of x {:?}",
             mul.shape(),
             x.shape()
         );

@@ -80,3 +80,19 @@ __device__ __forceinline__ float block_max(float v, float *scratch) {
     v = lane < warps ? scratch[lane] : NEG_INF;
     return warp_max(v);
 }
+
+// Counter-based noise, `draw_key` / `draw_uniform` of `tensor/src/random.rs` bit for bit: the
+// i-th uniform in [0, 1) of stream `key` is SplitMix64 at state key + (i + 1)·γ, top 53 bits.
+// Token draws (sample.cu) and dropout (sample.cu, residual.cu) use it.
+#define GOLDEN_GAMMA 0x9E3779B97F4A7C15ull
+
+__device__ __forceinline__ unsigned long long splitmix64(unsigned long long state) {
+    unsigned long long x = state + GOLDEN_GAMMA;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+__device__ __forceinline__ double draw_uniform(unsigned long long key, unsigned long long i) {
+    return (double)(splitmix64(key + i * GOLDEN_GAMMA) >> 11) * (1.0 / 9007199254740992.0);
+}

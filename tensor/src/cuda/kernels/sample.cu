@@ -1,31 +1,15 @@
-// sample.cu: draws from counter-based noise on the device: one Gumbel-max draw per row of
-// log-probabilities (a sampler copies one token id per row to the host instead of the row's V
-// probabilities), and dropout masks (a training step draws no noise on the host).
+// sample.cu: draws from counter-based noise (`draw_uniform` of common.cuh, the CPU's noise bit
+// for bit) on the device: one Gumbel-max draw per row of log-probabilities (a sampler copies
+// one token id per row to the host instead of the row's V probabilities), and dropout masks
+// (a training step draws no noise on the host).
 //
-// The noise is `draw_key` / `draw_uniform` of `tensor/src/random.rs` bit for bit, so the CPU
-// draws the same values: the i-th uniform of stream `key` is SplitMix64 at state
-// key + (i + 1)·γ, its top 53 bits scaled to [0, 1).
-//
-// Gumbel-max: row r draws argmax_i exp(lp_i) / (−log(u_i + 1e-10) + 1e-10) in f64, where u_i is the i-th
-// uniform of the stream key = SplitMix64(seed ^ r·0xD605BBB58C8ABBDB). Ties go to the first
-// index. One block per row (grid = rows, blocks of exactly 256 threads, the size of the shared
-// arrays); threads stride over the ids, then a tree combine keeps the best (score, id).
+// Gumbel-max: row r draws argmax_i exp(lp_i) / (−log(u_i + 1e-10) + 1e-10) in f64, where u_i
+// is the i-th uniform of the stream key = SplitMix64(seed ^ r·0xD605BBB58C8ABBDB). Ties go to
+// the first index. One block per row (grid = rows, blocks of exactly 256 threads, the size of
+// the shared arrays); threads stride over the ids, then a tree combine keeps the best.
 //
 // Dropout: element i of the mask is `scale` when the i-th uniform of `key` is ≥ p, else 0. One
 // thread per element in a grid-stride loop.
-
-#define GOLDEN_GAMMA 0x9E3779B97F4A7C15ull
-
-__device__ __forceinline__ unsigned long long splitmix64(unsigned long long state) {
-    unsigned long long x = state + GOLDEN_GAMMA;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
-__device__ __forceinline__ double draw_uniform(unsigned long long key, unsigned long long i) {
-    return (double)(splitmix64(key + i * GOLDEN_GAMMA) >> 11) * (1.0 / 9007199254740992.0);
-}
 
 template <typename T>
 __device__ void gumbel_argmax_row(unsigned int cols, unsigned long long seed, const T *lp,
@@ -33,7 +17,7 @@ __device__ void gumbel_argmax_row(unsigned int cols, unsigned long long seed, co
     __shared__ double best_s[256];
     __shared__ unsigned int best_i[256];
     const T *row = lp + (size_t)blockIdx.x * cols;
-    unsigned long long key = splitmix64(seed ^ ((unsigned long long)blockIdx.x * 0xD605BBB58C8ABBDBull));
+    unsigned long long key = splitmix64(seed ^ (blockIdx.x * 0xD605BBB58C8ABBDBull));
     double bs = __longlong_as_double(0xfff0000000000000ull);  // −∞
     unsigned int bi = 0;
     for (unsigned int j = threadIdx.x; j < cols; j += blockDim.x) {

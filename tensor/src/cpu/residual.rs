@@ -1,0 +1,83 @@
+//! The gated residual of a DiT block, y = h + gate[g] ⊙ dropout(branch), in one pass, and its
+//! backward. The dropout mask is never stored: element i is kept when the i-th uniform of the
+//! stream `key` is ≥ p (as `Tensor::dropout_mask`), so the backward recomputes it.
+//!
+//! h, branch, y: [rows, cols], whose rows form G runs of equal length (one per sequence, or
+//! one); gate: [G, cols].
+
+use super::group_sums::rows_with_group_sums;
+use super::{Float, PARALLEL_MIN_ELEMS};
+use crate::random::draw_uniform;
+use rayon::prelude::*;
+
+/// Inverted dropout drawn from counter-based noise: drop probability `p`, survivors scaled.
+#[derive(Clone, Copy, Debug)]
+pub struct DropoutNoise {
+    pub p: f64,
+    pub key: u64,
+}
+
+impl DropoutNoise {
+    /// The factor of element `i`: 1/(1 − p) if kept, else 0; 1 without dropout.
+    #[inline(always)]
+    fn factor<T: Float>(d: Option<Self>, i: usize) -> T {
+        match d {
+            None => T::ONE,
+            Some(d) if draw_uniform(d.key, i as u64) >= d.p => T::from_f64(1.0 / (1.0 - d.p)),
+            Some(_) => T::ZERO,
+        }
+    }
+}
+
+/// y = h + gate[group] ⊙ dropout(branch).
+pub fn gated_residual<T: Float>(
+    h: &[T],
+    gate: &[T],
+    branch: &[T],
+    cols: usize,
+    dropout: Option<DropoutNoise>,
+) -> Vec<T> {
+    let mut y = vec![T::ZERO; h.len()];
+    if cols == 0 || h.is_empty() {
+        return y;
+    }
+    let per_group = (h.len() / cols) / (gate.len() / cols);
+    let row = |(r, y): (usize, &mut [T])| {
+        let gate = &gate[(r / per_group) * cols..][..cols];
+        for j in 0..cols {
+            let i = r * cols + j;
+            y[j] = h[i] + gate[j] * branch[i] * DropoutNoise::factor(dropout, i);
+        }
+    };
+    if h.len() >= PARALLEL_MIN_ELEMS {
+        y.par_chunks_mut(cols).enumerate().for_each(row);
+    } else {
+        y.chunks_mut(cols).enumerate().for_each(row);
+    }
+    y
+}
+
+/// (d branch [rows, cols], d gate [G, cols]) from dy; d h is dy itself.
+/// d branch = dy ⊙ gate ⊙ mask, d gate = Σ over the group's rows of dy ⊙ dropout(branch).
+pub fn gated_residual_backward<T: Float>(
+    gate: &[T],
+    branch: &[T],
+    dy: &[T],
+    cols: usize,
+    dropout: Option<DropoutNoise>,
+) -> (Vec<T>, Vec<T>) {
+    let mut d_branch = vec![T::ZERO; dy.len()];
+    let groups = gate.len() / cols.max(1);
+    let rows = dy.len().checked_div(cols).unwrap_or(0);
+    let per_group = rows.checked_div(groups).unwrap_or(0);
+    let d_gate = rows_with_group_sums(&mut d_branch, cols, groups, cols, |r, db, d_gate| {
+        let gate = &gate[(r / per_group) * cols..][..cols];
+        for j in 0..cols {
+            let i = r * cols + j;
+            let factor: T = DropoutNoise::factor(dropout, i);
+            db[j] = dy[i] * gate[j] * factor;
+            d_gate[j] += dy[i] * branch[i] * factor;
+        }
+    });
+    (d_branch, d_gate)
+}
