@@ -5,7 +5,8 @@ use super::kernels::Source;
 use super::launch;
 use super::CudaData;
 use crate::{Error, Result, Tensor};
-use cudarc::driver::PushKernelArg;
+use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, DeviceRepr, PushKernelArg};
+use std::sync::Arc;
 
 /// The excluded class as the kernels' `int` (−1: none).
 fn excluded_arg(excluded: Option<u32>) -> i32 {
@@ -19,14 +20,14 @@ fn rows_cols(op: &'static str, x: &Tensor, cols: usize) -> Result<(u32, u32)> {
     Ok((rows as u32, cols as u32))
 }
 
-fn targets_of<'a>(op: &'static str, t: &'a Tensor) -> Result<&'a cudarc::driver::CudaSlice<u32>> {
+fn targets_of<'a>(op: &'static str, t: &'a Tensor) -> Result<&'a CudaSlice<u32>> {
     match &launch::storage(op, t)?.data {
         CudaData::U32(v) => Ok(v),
         other => Err(launch::unsupported(op, other, "U32 targets")),
     }
 }
 
-fn f32_of<'a>(op: &'static str, t: &'a Tensor) -> Result<&'a cudarc::driver::CudaSlice<f32>> {
+fn f32_of<'a>(op: &'static str, t: &'a Tensor) -> Result<&'a CudaSlice<f32>> {
     match &launch::storage(op, t)?.data {
         CudaData::F32(v) => Ok(v),
         _ => Err(Error::dtype(op, "on CUDA lse and dnll must be F32")),
@@ -90,44 +91,54 @@ pub fn backward(
         Source::CrossEntropy,
         &format!("cross_entropy_backward_{sfx}"),
     )?;
-    let n = rows as usize * cols as usize;
-    let ex = excluded_arg(excluded);
-    let cfg = launch::rows_config(rows);
+    let args = BackwardArgs {
+        rows,
+        cols,
+        excluded: excluded_arg(excluded),
+        targets: ids,
+        lse,
+        dnll,
+    };
     let data = match &sx.data {
-        CudaData::F32(v) => {
-            let mut dx = launch::alloc::<f32>(name, &stream, n)?;
-            if rows > 0 {
-                let mut b = stream.launch_builder(&f);
-                b.arg(&cols)
-                    .arg(&ex)
-                    .arg(v)
-                    .arg(ids)
-                    .arg(lse)
-                    .arg(dnll)
-                    .arg(&mut dx);
-                // SAFETY: matches `cross_entropy_backward_f32(unsigned, int, const float*,
-                // const unsigned*, const float*, const float*, float*)`; dx has rows·cols.
-                unsafe { b.launch(cfg) }.map_err(launch::driver_err(name))?;
-            }
-            CudaData::F32(dx)
-        }
-        CudaData::BF16(v) => {
-            let mut dx = launch::alloc::<half::bf16>(name, &stream, n)?;
-            if rows > 0 {
-                let mut b = stream.launch_builder(&f);
-                b.arg(&cols)
-                    .arg(&ex)
-                    .arg(v)
-                    .arg(ids)
-                    .arg(lse)
-                    .arg(dnll)
-                    .arg(&mut dx);
-                // SAFETY: as above with `const bf16*` logits and a bf16 dx.
-                unsafe { b.launch(cfg) }.map_err(launch::driver_err(name))?;
-            }
-            CudaData::BF16(dx)
-        }
+        CudaData::F32(v) => CudaData::F32(args.run(&stream, &f, v)?),
+        CudaData::BF16(v) => CudaData::BF16(args.run(&stream, &f, v)?),
         other => return Err(launch::unsupported(name, other, "F32 or BF16 logits")),
     };
     Ok(launch::tensor(data, sx.ordinal, x.shape()))
+}
+
+/// The backward kernel's arguments other than the logits and dx.
+struct BackwardArgs<'a> {
+    rows: u32,
+    cols: u32,
+    excluded: i32,
+    targets: &'a CudaSlice<u32>,
+    lse: &'a CudaSlice<f32>,
+    dnll: &'a CudaSlice<f32>,
+}
+
+impl BackwardArgs<'_> {
+    /// Launches `f` (`cross_entropy_backward_<T>`) over logits `x`; returns dx like x.
+    fn run<T: DeviceRepr>(
+        &self,
+        stream: &Arc<CudaStream>,
+        f: &CudaFunction,
+        x: &CudaSlice<T>,
+    ) -> Result<CudaSlice<T>> {
+        let name = "cross_entropy_backward";
+        let mut dx = launch::alloc::<T>(name, stream, self.rows as usize * self.cols as usize)?;
+        if self.rows > 0 {
+            let mut b = stream.launch_builder(f);
+            b.arg(&self.cols)
+                .arg(&self.excluded)
+                .arg(x)
+                .arg(self.targets);
+            b.arg(self.lse).arg(self.dnll).arg(&mut dx);
+            // SAFETY: matches `cross_entropy_backward_<T>(unsigned, int, const T*, const
+            // unsigned*, const float*, const float*, T*)`; dx has rows·cols elements.
+            unsafe { b.launch(launch::rows_config(self.rows)) }
+                .map_err(launch::driver_err(name))?;
+        }
+        Ok(dx)
+    }
 }
