@@ -17,15 +17,13 @@ pub struct DropoutNoise {
     pub key: u64,
 }
 
-impl DropoutNoise {
-    /// The factor of element `i`: 1/(1 − p) if kept, else 0; 1 without dropout.
-    #[inline(always)]
-    fn factor<T: Float>(d: Option<Self>, i: usize) -> T {
-        match d {
-            None => T::ONE,
-            Some(d) if draw_uniform(d.key, i as u64) >= d.p => T::from_f64(1.0 / (1.0 - d.p)),
-            Some(_) => T::ZERO,
-        }
+/// The mask as a function of the element index: 1/(1 − p) if kept, 0 if dropped; 1 for every
+/// element without dropout.
+fn mask<T: Float>(dropout: Option<DropoutNoise>) -> impl Fn(usize) -> T + Sync {
+    let scale = T::from_f64(dropout.map_or(1.0, |d| 1.0 / (1.0 - d.p)));
+    move |i| match dropout {
+        Some(d) if draw_uniform(d.key, i as u64) < d.p => T::ZERO,
+        _ => scale,
     }
 }
 
@@ -42,11 +40,12 @@ pub fn gated_residual<T: Float>(
         return y;
     }
     let per_group = (h.len() / cols) / (gate.len() / cols);
+    let mask = mask::<T>(dropout);
     let row = |(r, y): (usize, &mut [T])| {
         let gate = &gate[(r / per_group) * cols..][..cols];
         for j in 0..cols {
             let i = r * cols + j;
-            y[j] = h[i] + gate[j] * branch[i] * DropoutNoise::factor(dropout, i);
+            y[j] = h[i] + gate[j] * branch[i] * mask(i);
         }
     };
     if h.len() >= PARALLEL_MIN_ELEMS {
@@ -70,13 +69,14 @@ pub fn gated_residual_backward<T: Float>(
     let groups = gate.len() / cols.max(1);
     let rows = dy.len().checked_div(cols).unwrap_or(0);
     let per_group = rows.checked_div(groups).unwrap_or(0);
+    let mask = mask::<T>(dropout);
     let d_gate = rows_with_group_sums(&mut d_branch, cols, groups, cols, |r, db, d_gate| {
         let gate = &gate[(r / per_group) * cols..][..cols];
         for j in 0..cols {
             let i = r * cols + j;
-            let factor: T = DropoutNoise::factor(dropout, i);
-            db[j] = dy[i] * gate[j] * factor;
-            d_gate[j] += dy[i] * branch[i] * factor;
+            let m = mask(i);
+            db[j] = dy[i] * gate[j] * m;
+            d_gate[j] += dy[i] * branch[i] * m;
         }
     });
     (d_branch, d_gate)
