@@ -26,13 +26,7 @@ impl Tensor {
         if x.device().is_cuda() {
             return crate::cuda::cross_entropy::forward(&x, &t, cols, excluded);
         }
-        let ids = super::expect_u32(name, &t)?;
-        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= cols) {
-            return Err(Error::msg(
-                name,
-                format!("target id {bad} is outside the {cols} classes of the logits"),
-            ));
-        }
+        let ids = target_ids(name, &t, cols)?;
         let e = excluded.map(|e| e as usize);
         let (nll, lse) = match x.cpu(name)? {
             CpuStorage::F32(v) => {
@@ -80,7 +74,7 @@ impl Tensor {
         if x.device().is_cuda() {
             return crate::cuda::cross_entropy::backward(&x, &t, &lse, &dnll, cols, excluded);
         }
-        let ids = super::expect_u32(name, &t)?;
+        let ids = target_ids(name, &t, cols)?;
         let e = excluded.map(|e| e as usize);
         let dx = match (x.cpu(name)?, lse.cpu(name)?, dnll.cpu(name)?) {
             (CpuStorage::F32(x), CpuStorage::F32(l), CpuStorage::F32(d)) => {
@@ -129,6 +123,18 @@ fn check(
     }
     super::same_device(op, &[logits, targets])?;
     Ok(cols)
+}
+
+/// The ids of CPU targets, each checked to be below `cols`.
+fn target_ids<'a>(op: &'static str, targets: &'a Tensor, cols: usize) -> Result<&'a [u32]> {
+    let ids = super::expect_u32(op, targets)?;
+    match ids.iter().find(|&&i| i as usize >= cols) {
+        Some(bad) => Err(Error::msg(
+            op,
+            format!("target id {bad} is outside the {cols} classes of the logits"),
+        )),
+        None => Ok(ids),
+    }
 }
 
 fn float_error(op: &'static str, got: DType) -> Error {
