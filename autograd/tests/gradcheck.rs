@@ -161,6 +161,13 @@ fn layer_norm_modulate() {
             |v| v[0].layer_norm_modulate(&v[1], &v[2], &v[3], 1e-5),
         );
     }
+    // Per-sequence vectors of the wrong shape are refused with the expected one.
+    let (x, w) = (Var::constant(x), Var::constant(w));
+    let bad = Var::constant(rand(&[b + 1, 1, d], &mut rng, false));
+    let e = x.layer_norm_modulate(&w, &bad, &bad, 1e-5).unwrap_err();
+    assert!(e.to_string().contains("[B or 1, 1, D]"), "{e}");
+    let e = x.gated_residual(&bad, &x, None).unwrap_err();
+    assert!(e.to_string().contains("[B or 1, 1, D]"), "{e}");
 }
 
 #[test]
