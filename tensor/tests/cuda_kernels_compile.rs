@@ -71,7 +71,15 @@ fn launched_kernel_names_are_exported() {
                 "cast_u8_f32",
             ],
         ),
-        (Source::Reduce, &["reduce_last_f32", "argmax_last_bf16"]),
+        (
+            Source::Reduce,
+            &[
+                "reduce_last_f32",
+                "argmax_last_bf16",
+                "reduce_mid_partials_bf16",
+                "reduce_mid_finish_f32",
+            ],
+        ),
         (Source::Softmax, &["softmax_f32", "softmax_backward_bf16"]),
         (
             Source::LayerNorm,

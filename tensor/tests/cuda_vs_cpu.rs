@@ -191,6 +191,29 @@ fn reductions_argmax_and_softmax() {
         &x.sum_all().unwrap(),
         1e-4,
     );
+    // Long reduced dims (several chunks of 32 rows, the last one partial), F32 and BF16.
+    let long = randn(&[3, 100, 70], &mut rng);
+    for (dim, what) in [(1isize, "middle"), (0, "first")] {
+        close(
+            &format!("sum over the {what} dim"),
+            &gpu(&long).sum(dim, false).unwrap(),
+            &long.sum(dim, false).unwrap(),
+            1e-5,
+        );
+        close(
+            &format!("max over the {what} dim"),
+            &gpu(&long).max(dim, false).unwrap(),
+            &long.max(dim, false).unwrap(),
+            1e-6,
+        );
+        let l16 = gpu(&bf16_round(&long)).to_dtype(DType::BF16).unwrap();
+        close(
+            &format!("sum over the {what} dim, bf16"),
+            &l16.sum(dim, false).unwrap(),
+            &bf16_round(&long).sum(dim, false).unwrap(),
+            1e-2,
+        );
+    }
     // A fully masked row: zeros for softmax, −∞ for log-softmax.
     let mut masked = x.to_vec::<f32>().unwrap();
     masked[..300].fill(f32::NEG_INFINITY);

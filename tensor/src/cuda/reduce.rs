@@ -1,6 +1,7 @@
-//! Launchers for `kernels/reduce.cu` and `kernels/softmax.cu`: reductions and argmax over a dim
-//! (moved last first when it is not), softmax / log-softmax over the last dim and their
-//! backward. One block per row; F32 and BF16.
+//! Launchers for `kernels/reduce.cu` and `kernels/softmax.cu`: reductions over any dim (the
+//! last one block per row, another in place by chunked column folds), argmax over a dim (moved
+//! last first when it is not), softmax / log-softmax over the last dim and their backward.
+//! F32 and BF16.
 
 use super::elementwise::for_floats;
 use super::kernels::Source;
@@ -36,6 +37,11 @@ fn without(x: &Tensor, d: usize) -> Vec<usize> {
 
 /// Sum, max or min over dim `d`; the result drops that dim.
 pub fn reduce(x: &Tensor, d: usize, op: ReduceOp) -> Result<Tensor> {
+    // In place unless the columns would not fit the launch grid's y dimension.
+    let inner = x.shape().split_at_dim(d).2;
+    if d + 1 < x.rank() && inner.div_ceil(launch::BLOCK as usize) <= 65_535 {
+        return reduce_mid(x, d, op);
+    }
     let name = "reduce";
     let (xl, rows, cols) = dim_last(x, d)?;
     let s = launch::storage(name, &xl)?;
@@ -54,6 +60,50 @@ pub fn reduce(x: &Tensor, d: usize, op: ReduceOp) -> Result<Tensor> {
         out
     });
     Ok(launch::tensor(data, s.ordinal, without(x, d)))
+}
+
+/// `reduce` over a dim that is not the last, in place: x viewed as [outer, size, inner], the
+/// chunked column folds of `kernels/reduce.cu` (no transposed copy of x).
+fn reduce_mid(x: &Tensor, d: usize, op: ReduceOp) -> Result<Tensor> {
+    let name = "reduce";
+    let x = x.contiguous()?;
+    launch::count(name, x.shape())?;
+    let (outer, size, inner) = x.shape().split_at_dim(d);
+    let (size, inner) = (size as u32, inner as u32);
+    let chunk = launch::SUM_CHUNK_ROWS;
+    let chunks = size.div_ceil(chunk).max(1);
+    let blocks = outer as u32 * chunks;
+    let n = outer as u32 * inner;
+    let s = launch::storage(name, &x)?;
+    let code = op as i32;
+    let data = for_floats!(name, &s.data, |v, sfx| {
+        let kernel = |k: &str| launch::kernel(s.ordinal, Source::Reduce, &format!("{k}_{sfx}"));
+        let (stream, f_part) = kernel("reduce_mid_partials")?;
+        let (_, f_finish) = kernel("reduce_mid_finish")?;
+        let mut part = launch::alloc::<f32>(name, &stream, (blocks * inner) as usize)?;
+        let mut out = launch::alloc(name, &stream, n as usize)?;
+        if n > 0 {
+            let mut b = stream.launch_builder(&f_part);
+            b.arg(&code).arg(&size).arg(&inner).arg(&chunk).arg(&chunks);
+            b.arg(v).arg(&mut part);
+            // SAFETY: matches `reduce_mid_partials_<T>(int, unsigned size, unsigned inner,
+            // unsigned chunk, unsigned chunks, const T*, float*)`; part holds blocks·inner.
+            unsafe { b.launch(launch::chunks_config(blocks, inner)) }
+                .map_err(launch::driver_err(name))?;
+            let mut b = stream.launch_builder(&f_finish);
+            b.arg(&code)
+                .arg(&n)
+                .arg(&inner)
+                .arg(&chunks)
+                .arg(&part)
+                .arg(&mut out);
+            // SAFETY: matches `reduce_mid_finish_<T>(int, unsigned n, unsigned inner, unsigned
+            // chunks, const float*, T*)`; out holds n = outer·inner elements.
+            unsafe { b.launch(launch::elementwise_config(n)) }.map_err(launch::driver_err(name))?;
+        }
+        out
+    });
+    Ok(launch::tensor(data, s.ordinal, without(&x, d)))
 }
 
 /// Index (U32) of the largest entry along dim `d` (first on ties, NaN largest); drops dim `d`.

@@ -1,20 +1,31 @@
-// reduce.cu: sum / max / min and argmax over the last dim of a contiguous [rows, cols] tensor.
-// (The Rust side moves any other dim last with permute + contiguous first.)
+// reduce.cu: sum / max / min over one dim of a contiguous tensor, and argmax over the last.
+// Accumulation is in f32 whatever the storage type. Op codes: 0 sum, 1 max, 2 min (the order
+// of `ReduceOp`).
 //
-// Mapping: one block per row (grid = rows, blocks of 256 threads). Each thread folds the
-// columns j ≡ threadIdx.x (mod blockDim.x), then the block combines the partial results in
-// shared memory. Accumulation is in f32 whatever the storage type.
+// Over the last dim ([rows, cols]): one block per row (grid = rows, blocks of 256 threads).
+// Each thread folds the columns j ≡ threadIdx.x (mod blockDim.x), then the block combines the
+// partial results in shared memory.
+//
+// Over another dim, x viewed as [outer, size, inner] and reduced over `size` in place (no
+// transposed copy), in two deterministic steps: `reduce_mid_partials` folds chunks of at most
+// `chunk` rows, block x = o·chunks + k for chunk k of outer entry o and a column per thread
+// (grid = (outer·chunks, ceil(inner / 256))), into f32 partials [outer·chunks, inner]; then
+// `reduce_mid_finish` folds each column's `chunks` partials, a thread per (o, column).
 
-// 0 sum, 1 max, 2 min (the order of `ReduceOp`).
+__device__ __forceinline__ float fold_init(int op) {
+    return op == 0 ? 0.0f : (op == 1 ? NEG_INF : -NEG_INF);
+}
+__device__ __forceinline__ float fold(int op, float acc, float v) {
+    return op == 0 ? acc + v : (op == 1 ? fmaxf(acc, v) : fminf(acc, v));
+}
+
 template <typename T>
 __device__ void reduce_last(int op, unsigned int cols, const T *x, T *out) {
     __shared__ float scratch[32];
     const T *row = x + (size_t)blockIdx.x * cols;
-    float acc = op == 0 ? 0.0f : (op == 1 ? NEG_INF : -NEG_INF);
-    for (unsigned int j = threadIdx.x; j < cols; j += blockDim.x) {
-        float v = to_f32(row[j]);
-        acc = op == 0 ? acc + v : (op == 1 ? fmaxf(acc, v) : fminf(acc, v));
-    }
+    float acc = fold_init(op);
+    for (unsigned int j = threadIdx.x; j < cols; j += blockDim.x)
+        acc = fold(op, acc, to_f32(row[j]));
     float r;
     if (op == 0) r = block_sum(acc, scratch);
     else if (op == 1) r = block_max(acc, scratch);
@@ -63,6 +74,34 @@ __device__ void argmax_last(unsigned int cols, const T *x, unsigned int *out) {
     if (threadIdx.x == 0) out[blockIdx.x] = best_i[0];
 }
 
+template <typename T>
+__device__ void reduce_mid_partials(int op, unsigned int size, unsigned int inner,
+                                    unsigned int chunk, unsigned int chunks, const T *x,
+                                    float *part) {
+    unsigned int j = blockIdx.y * blockDim.x + threadIdx.x;
+    if (j >= inner) return;
+    unsigned int o = blockIdx.x / chunks, k = blockIdx.x % chunks;
+    unsigned int begin = k * chunk, end = min(begin + chunk, size);
+    const T *base = x + (size_t)o * size * inner + j;
+    float acc = fold_init(op);
+    for (unsigned int s = begin; s < end; ++s)
+        acc = fold(op, acc, to_f32(base[(size_t)s * inner]));
+    part[(size_t)blockIdx.x * inner + j] = acc;
+}
+
+// out[o, j] = fold over k of part[o·chunks + k, j]; n = outer·inner.
+template <typename T>
+__device__ void reduce_mid_finish(int op, unsigned int n, unsigned int inner,
+                                  unsigned int chunks, const float *part, T *out) {
+    FOR_EACH_INDEX(i, n) {
+        unsigned int o = i / inner, j = i % inner;
+        float acc = fold_init(op);
+        for (unsigned int k = 0; k < chunks; ++k)
+            acc = fold(op, acc, part[((size_t)o * chunks + k) * inner + j]);
+        out[i] = from_f32<T>(acc);
+    }
+}
+
 #define REDUCE_KERNELS(T, NAME)                                                             \
     extern "C" __global__ void reduce_last_##NAME(int op, unsigned int cols, const T *x,    \
                                                   T *out) {                                 \
@@ -71,6 +110,17 @@ __device__ void argmax_last(unsigned int cols, const T *x, unsigned int *out) {
     extern "C" __global__ void argmax_last_##NAME(unsigned int cols, const T *x,            \
                                                   unsigned int *out) {                      \
         argmax_last<T>(cols, x, out);                                                       \
+    }                                                                                       \
+    extern "C" __global__ void reduce_mid_partials_##NAME(                                  \
+        int op, unsigned int size, unsigned int inner, unsigned int chunk,                  \
+        unsigned int chunks, const T *x, float *part) {                                     \
+        reduce_mid_partials<T>(op, size, inner, chunk, chunks, x, part);                    \
+    }                                                                                       \
+    extern "C" __global__ void reduce_mid_finish_##NAME(int op, unsigned int n,             \
+                                                        unsigned int inner,                 \
+                                                        unsigned int chunks,                \
+                                                        const float *part, T *out) {        \
+        reduce_mid_finish<T>(op, n, inner, chunks, part, out);                              \
     }
 
 REDUCE_KERNELS(float, f32)
