@@ -126,14 +126,17 @@ impl AdamW {
 /// norm becomes `max_norm`. Returns the norm before clipping (NaN or inf is returned as is,
 /// without scaling, for the caller to report).
 pub fn clip_grad_norm(grads: &mut BTreeMap<String, Tensor>, max_norm: f64) -> Result<f64> {
-    let mut total = 0.0;
-    for g in grads.values() {
-        total += g
-            .sqr()?
-            .sum_all()?
-            .to_dtype(tensor::DType::F64)?
-            .to_scalar::<f64>()?;
-    }
+    // Each gradient's Σ g² stays where the gradients are; one copy to the host reads them all.
+    let sums = grads
+        .values()
+        .map(|g| g.sqr()?.sum_all()?.reshape([1]))
+        .collect::<Result<Vec<_>>>()?;
+    let total: f64 = if sums.is_empty() {
+        0.0
+    } else {
+        let all = Tensor::cat(&sums.iter().collect::<Vec<_>>(), 0)?;
+        all.to_f64_vec()?.iter().sum()
+    };
     let norm = total.sqrt();
     if norm.is_finite() && norm > max_norm {
         let scale = max_norm / (norm + 1e-6);

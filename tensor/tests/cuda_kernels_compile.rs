@@ -78,6 +78,8 @@ fn launched_kernel_names_are_exported() {
                 "argmax_last_bf16",
                 "reduce_mid_partials_bf16",
                 "reduce_mid_finish_f32",
+                "reduce_last_partials_f32",
+                "reduce_last_finish_bf16",
             ],
         ),
         (Source::Softmax, &["softmax_f32", "softmax_backward_bf16"]),

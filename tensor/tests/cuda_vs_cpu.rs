@@ -191,6 +191,26 @@ fn reductions_argmax_and_softmax() {
         &x.sum_all().unwrap(),
         1e-4,
     );
+    // Few long rows (segments of 4 096 columns, the last one partial) and a full reduction.
+    let wide = randn(&[3, 20_000], &mut rng);
+    close(
+        "sum of long rows",
+        &gpu(&wide).sum(1, false).unwrap(),
+        &wide.sum(1, false).unwrap(),
+        1e-4,
+    );
+    close(
+        "min of long rows",
+        &gpu(&wide).min(1, false).unwrap(),
+        &wide.min(1, false).unwrap(),
+        1e-6,
+    );
+    close(
+        "sum_all of 60 000",
+        &gpu(&wide).sum_all().unwrap(),
+        &wide.sum_all().unwrap(),
+        1e-4,
+    );
     // Long reduced dims (several chunks of 32 rows, the last one partial), F32 and BF16.
     let long = randn(&[3, 100, 70], &mut rng);
     for (dim, what) in [(1isize, "middle"), (0, "first")] {

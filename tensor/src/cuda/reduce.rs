@@ -44,6 +44,9 @@ pub fn reduce(x: &Tensor, d: usize, op: ReduceOp) -> Result<Tensor> {
     }
     let name = "reduce";
     let (xl, rows, cols) = dim_last(x, d)?;
+    if rows <= LONG_ROWS_MAX && cols >= 2 * SEGMENT {
+        return reduce_long_rows(&xl, rows, cols, op, without(x, d));
+    }
     let s = launch::storage(name, &xl)?;
     let data = for_floats!(name, &s.data, |v, sfx| {
         let kernel = format!("reduce_last_{sfx}");
@@ -60,6 +63,55 @@ pub fn reduce(x: &Tensor, d: usize, op: ReduceOp) -> Result<Tensor> {
         out
     });
     Ok(launch::tensor(data, s.ordinal, without(x, d)))
+}
+
+/// Rows at most this many, and at least 2·[`SEGMENT`] long, are reduced in segments: one block
+/// per row would leave most of the GPU idle (a full reduction is a single row).
+const LONG_ROWS_MAX: u32 = 512;
+/// Columns per block of a segmented row (16 per thread).
+const SEGMENT: u32 = 4096;
+
+/// `reduce` over the last dim of contiguous x [rows, cols] for few long rows: each row's
+/// segments are folded by their own blocks into f32 partials, then a block per row folds those.
+fn reduce_long_rows(
+    x: &Tensor,
+    rows: u32,
+    cols: u32,
+    op: ReduceOp,
+    out_dims: Vec<usize>,
+) -> Result<Tensor> {
+    let name = "reduce";
+    // At most 65 535 segments per row (the grid's y limit).
+    let seg = SEGMENT.max(cols.div_ceil(65_535));
+    let segments = cols.div_ceil(seg);
+    let s = launch::storage(name, x)?;
+    let code = op as i32;
+    let data = for_floats!(name, &s.data, |v, sfx| {
+        let kernel = |k: &str| launch::kernel(s.ordinal, Source::Reduce, &format!("{k}_{sfx}"));
+        let (stream, f_part) = kernel("reduce_last_partials")?;
+        let (_, f_finish) = kernel("reduce_last_finish")?;
+        let mut part = launch::alloc::<f32>(name, &stream, (rows * segments) as usize)?;
+        let mut out = launch::alloc(name, &stream, rows as usize)?;
+        if rows > 0 {
+            let cfg = cudarc::driver::LaunchConfig {
+                grid_dim: (rows, segments, 1),
+                block_dim: (launch::BLOCK, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut b = stream.launch_builder(&f_part);
+            b.arg(&code).arg(&cols).arg(&seg).arg(v).arg(&mut part);
+            // SAFETY: matches `reduce_last_partials_<T>(int, unsigned cols, unsigned seg,
+            // const T*, float*)`; part holds rows·segments values, one per block.
+            unsafe { b.launch(cfg) }.map_err(launch::driver_err(name))?;
+            let mut b = stream.launch_builder(&f_finish);
+            b.arg(&code).arg(&segments).arg(&part).arg(&mut out);
+            // SAFETY: matches `reduce_last_finish_<T>(int, unsigned cols, const float*, T*)`
+            // over part [rows, segments]; one block per row.
+            unsafe { b.launch(launch::rows_config(rows)) }.map_err(launch::driver_err(name))?;
+        }
+        out
+    });
+    Ok(launch::tensor(data, s.ordinal, out_dims))
 }
 
 /// `reduce` over a dim that is not the last, in place: x viewed as [outer, size, inner], the

@@ -4,7 +4,7 @@
 //
 // Over the last dim ([rows, cols]): one block per row (grid = rows, blocks of 256 threads).
 // Each thread folds the columns j ≡ threadIdx.x (mod blockDim.x), then the block combines the
-// partial results in shared memory.
+// partial results in shared memory. Few long rows are first split into segments (below).
 //
 // Over another dim, x viewed as [outer, size, inner] and reduced over `size` in place (no
 // transposed copy), in two deterministic steps: `reduce_mid_partials` folds chunks of at most
@@ -19,18 +19,39 @@ __device__ __forceinline__ float fold(int op, float acc, float v) {
     return op == 0 ? acc + v : (op == 1 ? fmaxf(acc, v) : fminf(acc, v));
 }
 
-template <typename T>
-__device__ void reduce_last(int op, unsigned int cols, const T *x, T *out) {
+// Folds `acc` over the block (every thread gets the result).
+__device__ __forceinline__ float block_fold(int op, float acc, float *scratch) {
+    if (op == 0) return block_sum(acc, scratch);
+    if (op == 1) return block_max(acc, scratch);
+    return -block_max(-acc, scratch);
+}
+
+// In, Out: the storage types of x and out (`reduce_last_finish` reads f32 partials).
+template <typename In, typename Out>
+__device__ void reduce_last(int op, unsigned int cols, const In *x, Out *out) {
     __shared__ float scratch[32];
-    const T *row = x + (size_t)blockIdx.x * cols;
+    const In *row = x + (size_t)blockIdx.x * cols;
     float acc = fold_init(op);
     for (unsigned int j = threadIdx.x; j < cols; j += blockDim.x)
         acc = fold(op, acc, to_f32(row[j]));
-    float r;
-    if (op == 0) r = block_sum(acc, scratch);
-    else if (op == 1) r = block_max(acc, scratch);
-    else r = -block_max(-acc, scratch);
-    if (threadIdx.x == 0) out[blockIdx.x] = from_f32<T>(r);
+    float r = block_fold(op, acc, scratch);
+    if (threadIdx.x == 0) out[blockIdx.x] = from_f32<Out>(r);
+}
+
+// Few long rows (a full reduction, a gradient's squared norm): block (r, s) folds columns
+// [s·seg, (s + 1)·seg) of row r into part[r·gridDim.y + s]; `reduce_last_finish` then folds
+// each row's partials. More blocks than rows keep the whole GPU busy.
+template <typename T>
+__device__ void reduce_last_partials(int op, unsigned int cols, unsigned int seg, const T *x,
+                                     float *part) {
+    __shared__ float scratch[32];
+    const T *row = x + (size_t)blockIdx.x * cols;
+    unsigned int begin = blockIdx.y * seg, end = min(begin + seg, cols);
+    float acc = fold_init(op);
+    for (unsigned int j = begin + threadIdx.x; j < end; j += blockDim.x)
+        acc = fold(op, acc, to_f32(row[j]));
+    float r = block_fold(op, acc, scratch);
+    if (threadIdx.x == 0) part[(size_t)blockIdx.x * gridDim.y + blockIdx.y] = r;
 }
 
 // Index of the largest entry of each row; ties go to the first index and NaN counts as larger
@@ -105,7 +126,16 @@ __device__ void reduce_mid_finish(int op, unsigned int n, unsigned int inner,
 #define REDUCE_KERNELS(T, NAME)                                                             \
     extern "C" __global__ void reduce_last_##NAME(int op, unsigned int cols, const T *x,    \
                                                   T *out) {                                 \
-        reduce_last<T>(op, cols, x, out);                                                   \
+        reduce_last<T, T>(op, cols, x, out);                                                \
+    }                                                                                       \
+    extern "C" __global__ void reduce_last_partials_##NAME(int op, unsigned int cols,       \
+                                                           unsigned int seg, const T *x,    \
+                                                           float *part) {                   \
+        reduce_last_partials<T>(op, cols, seg, x, part);                                    \
+    }                                                                                       \
+    extern "C" __global__ void reduce_last_finish_##NAME(int op, unsigned int cols,         \
+                                                         const float *part, T *out) {       \
+        reduce_last<float, T>(op, cols, part, out);                                         \
     }                                                                                       \
     extern "C" __global__ void argmax_last_##NAME(unsigned int cols, const T *x,            \
                                                   unsigned int *out) {                      \
