@@ -6,26 +6,9 @@
 //! one); gate: [G, cols].
 
 use super::group_sums::rows_with_group_sums;
+use super::sample::{mask, DropoutNoise};
 use super::{Float, PARALLEL_MIN_ELEMS};
-use crate::random::draw_uniform;
 use rayon::prelude::*;
-
-/// Inverted dropout drawn from counter-based noise: drop probability `p`, survivors scaled.
-#[derive(Clone, Copy, Debug)]
-pub struct DropoutNoise {
-    pub p: f64,
-    pub key: u64,
-}
-
-/// The mask as a function of the element index: 1/(1 − p) if kept, 0 if dropped; 1 for every
-/// element without dropout.
-fn mask<T: Float>(dropout: Option<DropoutNoise>) -> impl Fn(usize) -> T + Sync {
-    let scale = T::from_f64(dropout.map_or(1.0, |d| 1.0 / (1.0 - d.p)));
-    move |i| match dropout {
-        Some(d) if draw_uniform(d.key, i as u64) < d.p => T::ZERO,
-        _ => scale,
-    }
-}
 
 /// y = h + gate[group] ⊙ dropout(branch).
 pub fn gated_residual<T: Float>(

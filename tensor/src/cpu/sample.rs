@@ -40,15 +40,31 @@ pub fn gumbel_argmax<T: Float>(log_probs: &[T], key: u64, keep: Option<&[bool]>)
     best.1 as u32
 }
 
-/// A dropout mask of `n` elements: element i is `scale` when the i-th uniform of the stream
-/// `key` is at least `p` (probability 1 − p), else 0.
-pub fn dropout_mask<T: Float>(n: usize, p: f64, scale: T, key: u64) -> Vec<T> {
+/// Inverted dropout drawn from counter-based noise: element i is dropped when the i-th uniform
+/// of the stream `key` is below `p`, and survivors are scaled by 1/(1 − p).
+#[derive(Clone, Copy, Debug)]
+pub struct DropoutNoise {
+    pub p: f64,
+    pub key: u64,
+}
+
+/// The mask as a function of the element index: 1/(1 − p) if kept, 0 if dropped; 1 for every
+/// element without dropout.
+pub(crate) fn mask<T: Float>(dropout: Option<DropoutNoise>) -> impl Fn(usize) -> T + Sync {
+    let scale = T::from_f64(dropout.map_or(1.0, |d| 1.0 / (1.0 - d.p)));
+    move |i| match dropout {
+        Some(d) if draw_uniform(d.key, i as u64) < d.p => T::ZERO,
+        _ => scale,
+    }
+}
+
+/// The dropout mask of `n` elements, as values.
+pub fn dropout_mask<T: Float>(n: usize, noise: DropoutNoise) -> Vec<T> {
     let mut out = vec![T::ZERO; n];
+    let mask = mask::<T>(Some(noise));
     let fill = |(c, chunk): (usize, &mut [T])| {
         for (j, o) in chunk.iter_mut().enumerate() {
-            if draw_uniform(key, (c * MASK_CHUNK + j) as u64) >= p {
-                *o = scale;
-            }
+            *o = mask(c * MASK_CHUNK + j);
         }
     };
     if n >= PARALLEL_MIN_ELEMS {

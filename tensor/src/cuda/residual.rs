@@ -4,7 +4,7 @@
 use super::kernels::Source;
 use super::launch;
 use super::CudaData;
-use crate::cpu::residual::DropoutNoise;
+use crate::cpu::sample::DropoutNoise;
 use crate::{Error, Result, Tensor};
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchArgs, PushKernelArg};
 

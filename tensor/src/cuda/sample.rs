@@ -4,6 +4,7 @@
 use super::kernels::Source;
 use super::launch;
 use super::CudaData;
+use crate::cpu::sample::DropoutNoise;
 use crate::{DType, Device, Error, Result, Shape, Tensor};
 use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
 
@@ -35,15 +36,15 @@ pub fn gumbel_argmax(lp: &Tensor, rows: usize, cols: usize, seed: u64) -> Result
     Ok(launch::tensor(CudaData::U32(out), s.ordinal, [rows]))
 }
 
-/// The dropout mask of `Tensor::dropout_mask` on GPU `device`, from the stream `key`.
+/// The dropout mask of `Tensor::dropout_mask` on GPU `device`.
 pub fn dropout_mask(
     shape: &Shape,
-    p: f64,
-    scale: f64,
-    key: u64,
+    noise: DropoutNoise,
     dtype: DType,
     device: Device,
 ) -> Result<Tensor> {
+    let DropoutNoise { p, key } = noise;
+    let scale = (1.0 / (1.0 - p)) as f32; // as the CPU's f32 mask
     let name = "dropout_mask";
     let Device::Cuda(ordinal) = device else {
         return Err(Error::device(
@@ -72,7 +73,6 @@ pub fn dropout_mask(
         }
         Ok(out)
     }
-    let scale = scale as f32;
     let data = match dtype {
         DType::F32 => CudaData::F32(run(ordinal, "f32", n, p, scale, key)?),
         DType::BF16 => CudaData::BF16(run(ordinal, "bf16", n, p, scale, key)?),

@@ -1,7 +1,8 @@
 //! The gated residual of a DiT block, y = h + gate ⊙ dropout(branch), fused: one pass forward
 //! and one backward, with the dropout mask recomputed from its seed instead of stored.
 
-use crate::cpu::residual::{self as k, DropoutNoise};
+use crate::cpu::residual as k;
+use crate::cpu::sample::DropoutNoise;
 use crate::cpu::CpuStorage;
 use crate::{bail_shape, draw_key, Error, Result, Tensor};
 

@@ -2,7 +2,8 @@
 //! log-probabilities (a GPU sampler copies K token ids to the host per step instead of K·V
 //! probabilities) and dropout masks (a GPU step draws no noise on the host).
 
-use crate::cpu::{sample as k, CpuStorage};
+use crate::cpu::sample::{self as k, DropoutNoise};
+use crate::cpu::CpuStorage;
 use crate::{bail_shape, draw_key, DType, Device, Error, Result, Shape, Tensor};
 
 impl Tensor {
@@ -56,17 +57,21 @@ impl Tensor {
         if !(0.0..1.0).contains(&p) {
             return Err(Error::msg(name, format!("p = {p} is outside [0, 1)")));
         }
-        let (key, scale, n) = (draw_key(seed, 0), 1.0 / (1.0 - p), shape.numel());
+        let noise = DropoutNoise {
+            p,
+            key: draw_key(seed, 0),
+        };
         #[cfg(feature = "cuda")]
         if device.is_cuda() {
-            return crate::cuda::sample::dropout_mask(&shape, p, scale, key, dtype, device);
+            return crate::cuda::sample::dropout_mask(&shape, noise, dtype, device);
         }
         if device != Device::Cpu {
             return Tensor::dropout_mask(shape, p, seed, dtype, Device::Cpu)?.to_device(device);
         }
+        let n = shape.numel();
         let data = match dtype {
-            DType::F32 => CpuStorage::F32(k::dropout_mask(n, p, scale as f32, key)),
-            DType::F64 => CpuStorage::F64(k::dropout_mask(n, p, scale, key)),
+            DType::F32 => CpuStorage::F32(k::dropout_mask(n, noise)),
+            DType::F64 => CpuStorage::F64(k::dropout_mask(n, noise)),
             other => {
                 return Err(Error::dtype(
                     name,
