@@ -61,14 +61,6 @@ impl Var {
     ) -> Result<Var> {
         let shape = gate.shape().clone();
         let g = per_sequence("gated_residual", self.shape(), &[&shape])?;
-        if branch.shape() != self.shape() {
-            bail_shape!(
-                "gated_residual",
-                "branch {:?} and h {:?} differ",
-                branch.shape(),
-                self.shape()
-            );
-        }
         let gate_rows = gate.value().reshape([g, shape.dims()[2]])?; // [G, D]
         let y = self
             .value()
