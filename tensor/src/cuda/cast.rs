@@ -82,14 +82,7 @@ pub fn cast(x: &Tensor, dtype: DType) -> Result<Tensor> {
     };
     let mut b = stream.launch_builder(&f);
     b.arg(&n);
-    match &s.data {
-        CudaData::F32(v) => b.arg(v),
-        CudaData::F64(v) => b.arg(v),
-        CudaData::BF16(v) => b.arg(v),
-        CudaData::F16(v) => b.arg(v),
-        CudaData::U32(v) => b.arg(v),
-        CudaData::U8(v) => b.arg(v),
-    };
+    launch::arg_data(&mut b, &s.data);
     match &mut dst {
         CudaData::F32(v) => b.arg(v),
         CudaData::F64(v) => b.arg(v),

@@ -44,10 +44,11 @@ pub fn forward(
     let name = "cross_entropy";
     let (rows, cols) = rows_cols(name, x, cols)?;
     let (sx, ids) = (launch::storage(name, x)?, targets_of(name, targets)?);
+    let sfx = launch::float_suffix(name, &sx.data)?;
     let (stream, f) = launch::kernel(
         sx.ordinal,
         Source::CrossEntropy,
-        &format!("cross_entropy_{}", launch::suffix(&sx.data)),
+        &format!("cross_entropy_{sfx}"),
     )?;
     let mut nll = launch::alloc::<f32>(name, &stream, rows as usize)?;
     let mut lse = launch::alloc::<f32>(name, &stream, rows as usize)?;
@@ -55,11 +56,7 @@ pub fn forward(
         let ex = excluded_arg(excluded);
         let mut b = stream.launch_builder(&f);
         b.arg(&cols).arg(&ex);
-        match &sx.data {
-            CudaData::F32(v) => b.arg(v),
-            CudaData::BF16(v) => b.arg(v),
-            other => return Err(launch::unsupported(name, other, "F32 or BF16 logits")),
-        };
+        launch::arg_data(&mut b, &sx.data);
         b.arg(ids).arg(&mut nll).arg(&mut lse);
         // SAFETY: matches `cross_entropy_<T>(unsigned, int, const T*, const unsigned*, float*,
         // float*)`: x holds rows·cols elements, targets, nll and lse one per row.

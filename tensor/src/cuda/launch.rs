@@ -3,7 +3,9 @@
 
 use super::{cuda_error, kernels, CudaData, CudaStorage};
 use crate::{Error, Layout, Result, Shape, Storage, Tensor};
-use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, DeviceRepr, LaunchConfig};
+use cudarc::driver::{
+    CudaFunction, CudaSlice, CudaStream, DeviceRepr, LaunchArgs, LaunchConfig, PushKernelArg,
+};
 use std::sync::Arc;
 
 /// The largest rank a kernel's `Strided` can describe (`MAX_RANK` in `common.cuh`).
@@ -159,6 +161,27 @@ pub fn suffix(data: &CudaData) -> &'static str {
         CudaData::U32(_) => "u32",
         CudaData::U8(_) => "u8",
     }
+}
+
+/// The kernel-name suffix of an F32 or BF16 buffer; other dtypes are an error naming `op`.
+pub fn float_suffix(op: &'static str, data: &CudaData) -> Result<&'static str> {
+    match data {
+        CudaData::F32(_) | CudaData::BF16(_) => Ok(suffix(data)),
+        other => Err(unsupported(op, other, "F32 or BF16")),
+    }
+}
+
+/// Pushes the device buffer of `data`, whatever its dtype, as the next kernel argument (a
+/// `const T*`: the caller launches the kernel made for that dtype).
+pub fn arg_data<'a>(b: &mut LaunchArgs<'a>, data: &'a CudaData) {
+    match data {
+        CudaData::F32(v) => b.arg(v),
+        CudaData::F64(v) => b.arg(v),
+        CudaData::BF16(v) => b.arg(v),
+        CudaData::F16(v) => b.arg(v),
+        CudaData::U32(v) => b.arg(v),
+        CudaData::U8(v) => b.arg(v),
+    };
 }
 
 /// The error for a dtype a CUDA kernel does not cover.

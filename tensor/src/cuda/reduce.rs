@@ -163,20 +163,13 @@ pub fn argmax(x: &Tensor, d: usize) -> Result<Tensor> {
     let name = "argmax";
     let (xl, rows, cols) = dim_last(x, d)?;
     let s = launch::storage(name, &xl)?;
-    let sfx = match &s.data {
-        CudaData::F32(_) | CudaData::BF16(_) => launch::suffix(&s.data),
-        other => return Err(launch::unsupported(name, other, "F32 or BF16")),
-    };
+    let sfx = launch::float_suffix(name, &s.data)?;
     let (stream, f) = launch::kernel(s.ordinal, Source::Reduce, &format!("argmax_last_{sfx}"))?;
     let mut out = launch::alloc::<u32>(name, &stream, rows as usize)?;
     if rows > 0 {
         let mut b = stream.launch_builder(&f);
         b.arg(&cols);
-        match &s.data {
-            CudaData::F32(v) => b.arg(v),
-            CudaData::BF16(v) => b.arg(v),
-            _ => unreachable!("dtype checked above"),
-        };
+        launch::arg_data(&mut b, &s.data);
         b.arg(&mut out);
         // SAFETY: matches `argmax_last_<T>(unsigned, const T*, unsigned*)`, launched with
         // exactly `launch::BLOCK` = 256 threads, the size of its shared arrays.

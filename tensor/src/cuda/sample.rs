@@ -13,21 +13,14 @@ pub fn gumbel_argmax(lp: &Tensor, rows: usize, cols: usize, seed: u64) -> Result
     let name = "gumbel_argmax";
     launch::count(name, lp.shape())?;
     let s = launch::storage(name, lp)?;
-    let sfx = match &s.data {
-        CudaData::F32(_) | CudaData::BF16(_) => launch::suffix(&s.data),
-        other => return Err(launch::unsupported(name, other, "F32 or BF16")),
-    };
+    let sfx = launch::float_suffix(name, &s.data)?;
     let (stream, f) = launch::kernel(s.ordinal, Source::Sample, &format!("gumbel_argmax_{sfx}"))?;
     let mut out = launch::alloc::<u32>(name, &stream, rows)?;
     if rows > 0 {
         let (cols, rows) = (cols as u32, rows as u32);
         let mut b = stream.launch_builder(&f);
         b.arg(&cols).arg(&seed);
-        match &s.data {
-            CudaData::F32(v) => b.arg(v),
-            CudaData::BF16(v) => b.arg(v),
-            _ => unreachable!("dtype checked above"),
-        };
+        launch::arg_data(&mut b, &s.data);
         b.arg(&mut out);
         // SAFETY: matches `gumbel_argmax_<T>(unsigned, unsigned long long, const T*, unsigned*)`,
         // launched with exactly `launch::BLOCK` = 256 threads, the size of its shared arrays.
