@@ -65,9 +65,6 @@ impl Tensor {
         if device.is_cuda() {
             return crate::cuda::sample::dropout_mask(&shape, noise, dtype, device);
         }
-        if device != Device::Cpu {
-            return Tensor::dropout_mask(shape, p, seed, dtype, Device::Cpu)?.to_device(device);
-        }
         let n = shape.numel();
         let data = match dtype {
             DType::F32 => CpuStorage::F32(k::dropout_mask(n, noise)),
@@ -79,6 +76,7 @@ impl Tensor {
                 ))
             }
         };
-        Ok(Tensor::from_cpu(data, shape))
+        // Without the `cuda` feature this names the feature for a CUDA device.
+        Tensor::from_cpu(data, shape).to_device(device)
     }
 }
