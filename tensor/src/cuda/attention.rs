@@ -4,7 +4,9 @@
 //! Unlike the gathered CPU kernel this computes all Nq·Nk scores and masks the disallowed
 //! ones, so its cost is that of masked dense attention; a fused kernel that skips the masked
 //! blocks is the next step. F32 computes as is; BF16 operands are widened to F32 for the
-//! scores and the softmax and the results rounded back once.
+//! scores and the softmax, their products run on the TF32 tensor cores (10 mantissa bits
+//! against bf16's 7; exact F32 products would cost several times the rest of a bf16 step at
+//! the paper's size) and the results are rounded back once.
 //!
 //! Shapes: q [B, Nq, H, d], k and v [B, Nk, H, d] (any strides); the head-major views
 //! [B, H, N, d] the GEMMs need are permutations, which cuBLAS reads without copies where it
@@ -22,18 +24,28 @@ fn swap_heads(x: &Tensor) -> Result<Tensor> {
     x.permute(&[0, 2, 1, 3])
 }
 
+/// a · b for F32 operands; on the TF32 tensor cores when they were widened from BF16.
+fn product(a: &Tensor, b: &Tensor, from_bf16: bool) -> Result<Tensor> {
+    if from_bf16 {
+        a.matmul_tf32(b)
+    } else {
+        a.matmul(b)
+    }
+}
+
 /// The attention probabilities P [B, H, Nq, Nk] (zero on disallowed pairs) and the
 /// log-sum-exp [B, H, Nq] of each query's allowed scaled scores, from F32 q and k.
 fn probabilities(
-    q: &Tensor,
-    k: &Tensor,
+    (q, k): (&Tensor, &Tensor),
     q_groups: &Tensor,
     k_groups: &Tensor,
     rule: GroupRule,
     scale: f64,
+    from_bf16: bool,
 ) -> Result<(Tensor, Tensor)> {
     let name = "partition_attention";
-    let scores = swap_heads(q)?.matmul(&swap_heads(k)?.t()?)?.contiguous()?; // [B, H, Nq, Nk]
+    let kt = swap_heads(k)?.t()?;
+    let scores = product(&swap_heads(q)?, &kt, from_bf16)?.contiguous()?; // [B, H, Nq, Nk]
     let [b, h, nq, nk]: [usize; 4] = scores.dims().try_into().expect("rank 4");
     let (qg, kg) = (q_groups.contiguous()?, k_groups.contiguous()?);
     let s = launch::storage(name, &scores)?;
@@ -64,7 +76,7 @@ fn probabilities(
     if rows > 0 {
         // SAFETY: matches `masked_softmax_f32(int, float, unsigned×3, const u8*×2, const
         // float*, float*, float*)`; one block per query row, every row of P and lse written.
-        unsafe { l.launch(launch::rows_config(rows)) }.map_err(launch::driver_err(name))?;
+        unsafe { l.launch(launch::rows_config(name, rows)?) }.map_err(launch::driver_err(name))?;
     }
     Ok((
         launch::tensor(CudaData::F32(p), s.ordinal, [b, h, nq, nk]),
@@ -90,8 +102,9 @@ pub fn forward(
     scale: f64,
 ) -> Result<(Tensor, Tensor)> {
     let ([q, k, v], dtype) = widened([q, k, v])?;
-    let (p, lse) = probabilities(&q, &k, q_groups, k_groups, rule, scale)?;
-    let out = swap_heads(&p.matmul(&swap_heads(&v)?)?)?.contiguous()?;
+    let from_bf16 = dtype == DType::BF16;
+    let (p, lse) = probabilities((&q, &k), q_groups, k_groups, rule, scale, from_bf16)?;
+    let out = swap_heads(&product(&p, &swap_heads(&v)?, from_bf16)?)?.contiguous()?;
     Ok((out.to_dtype(dtype)?, lse.to_dtype(dtype)?))
 }
 
@@ -110,16 +123,18 @@ pub fn backward(
     dout: &Tensor,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let ([q, k, v], dtype) = widened([q, k, v])?;
+    let from_bf16 = dtype == DType::BF16;
+    let mm = |a: &Tensor, b: &Tensor| product(a, b, from_bf16);
     let (out, dout) = (out.to_dtype(DType::F32)?, dout.to_dtype(DType::F32)?);
-    let (p, _) = probabilities(&q, &k, q_groups, k_groups, rule, scale)?;
+    let (p, _) = probabilities((&q, &k), q_groups, k_groups, rule, scale, from_bf16)?;
     let (qh, kh, vh, doh) = (
         swap_heads(&q)?,
         swap_heads(&k)?,
         swap_heads(&v)?,
         swap_heads(&dout)?,
     );
-    let dv = p.t()?.matmul(&doh)?; // [B, H, Nk, d]
-    let dp = doh.matmul(&vh.t()?)?; // [B, H, Nq, Nk]
+    let dv = mm(&p.t()?, &doh)?; // [B, H, Nk, d]
+    let dp = mm(&doh, &vh.t()?)?; // [B, H, Nq, Nk]
 
     // rowsum(dO ⊙ O) per (b, h, query): [B, Nq, H] → [B, H, Nq, 1].
     let delta = dout
@@ -128,8 +143,8 @@ pub fn backward(
         .permute(&[0, 2, 1])?
         .unsqueeze(3)?;
     let ds = p.mul(&dp.sub(&delta)?)?.mul_scalar(scale)?;
-    let dq = ds.matmul(&kh)?;
-    let dk = ds.t()?.matmul(&qh)?;
+    let dq = mm(&ds, &kh)?;
+    let dk = mm(&ds.t()?, &qh)?;
     let back = |x: Tensor| swap_heads(&x)?.contiguous()?.to_dtype(dtype);
     Ok((back(dq)?, back(dk)?, back(dv)?))
 }

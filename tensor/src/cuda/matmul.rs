@@ -17,21 +17,30 @@ use cudarc::driver::{CudaSlice, DeviceRepr, ValidAsZeroBits};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// The cuBLAS handle of GPU `ordinal` (on its one stream), created on first use.
-fn blas(ordinal: usize) -> Result<Arc<CudaBlas>> {
-    static HANDLES: OnceLock<Mutex<HashMap<usize, Arc<CudaBlas>>>> = OnceLock::new();
+/// The cuBLAS handle of GPU `ordinal` (on its one stream), created on first use: one that
+/// computes F32 products exactly, and one, for `tf32`, whose math mode lets F32 products run
+/// on the TF32 tensor cores. BF16 products use the tensor cores either way.
+fn blas(ordinal: usize, tf32: bool) -> Result<Arc<CudaBlas>> {
+    type Handles = HashMap<(usize, bool), Arc<CudaBlas>>; // keyed by (ordinal, tf32)
+    static HANDLES: OnceLock<Mutex<Handles>> = OnceLock::new();
     let mut map = HANDLES
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    if let Some(h) = map.get(&ordinal) {
+    if let Some(h) = map.get(&(ordinal, tf32)) {
         return Ok(h.clone());
     }
-    let h = Arc::new(
-        CudaBlas::new(super::stream(ordinal)?)
-            .map_err(|e| super::cuda_error("matmul", format!("cuBLAS on cuda:{ordinal}: {e}")))?,
-    );
-    map.insert(ordinal, h.clone());
+    let fail = |e: String| super::cuda_error("matmul", format!("cuBLAS on cuda:{ordinal}: {e}"));
+    let h = CudaBlas::new(super::stream(ordinal)?).map_err(|e| fail(e.to_string()))?;
+    if tf32 {
+        let mode = cudarc::cublas::sys::cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH;
+        // SAFETY: a live handle of this process; setting its math mode changes nothing else.
+        unsafe { cudarc::cublas::sys::cublasSetMathMode(*h.handle(), mode) }
+            .result()
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    let h = Arc::new(h);
+    map.insert((ordinal, tf32), h.clone());
     Ok(h)
 }
 
@@ -80,13 +89,15 @@ impl Operand {
 }
 
 /// out [batch.., m, n] = a [.., m, k] · b [.., k, n] (+ addend), the operands broadcast to the
-/// batch dims `batch` and the addend to [batch.., m, n].
+/// batch dims `batch` and the addend to [batch.., m, n]; with `tf32`, F32 operands multiply on
+/// the TF32 tensor cores.
 pub fn matmul(
     a: &Tensor,
     b: &Tensor,
     addend: Option<&Tensor>,
     batch: &Shape,
     (m, k, n): (usize, usize, usize),
+    tf32: bool,
 ) -> Result<Tensor> {
     let name = "matmul";
     let full = |r, c| Shape::new([batch.dims(), &[r, c]].concat());
@@ -111,7 +122,7 @@ pub fn matmul(
         n: int(n)?,
         batch: int(count)?,
     };
-    let o = sa.ordinal;
+    let o = (sa.ordinal, tf32);
     // C's starting value: a fresh row-major copy of the addend, or nothing.
     let start = addend
         .map(|c| super::cast::contiguous_data(&c.broadcast_as(full(m, n))?))
@@ -137,7 +148,7 @@ pub fn matmul(
             ))
         }
     };
-    Ok(launch::tensor(data, o, full(m, n)))
+    Ok(launch::tensor(data, sa.ordinal, full(m, n)))
 }
 
 /// Problem sizes as cuBLAS's ints.
@@ -149,10 +160,11 @@ struct Dims {
     batch: i32,
 }
 
-/// Runs the strided-batched GEMM C = A·B (row-major) as Cᵀ = Bᵀ·Aᵀ (column-major); with
-/// `start`, C = start + A·B (beta = 1) in place of `start`.
+/// Runs the strided-batched GEMM C = A·B (row-major) as Cᵀ = Bᵀ·Aᵀ (column-major) on GPU
+/// `ordinal` (on its TF32 handle with `tf32`); with `start`, C = start + A·B (beta = 1) in
+/// place of `start`.
 fn gemm<T: DeviceRepr + ValidAsZeroBits + GemmScalars>(
-    ordinal: usize,
+    (ordinal, tf32): (usize, bool),
     d: Dims,
     (a, oa): (&CudaSlice<T>, Operand),
     (b, ob): (&CudaSlice<T>, Operand),
@@ -199,7 +211,7 @@ where
     let (av, bv) = (a.slice(oa.offset..), b.slice(ob.offset..));
     // SAFETY: the operands' offsets, leading dimensions and batch strides come from layouts
     // that lie inside their storages (`Operand::of`); c holds batch·m·n elements.
-    unsafe { blas(ordinal)?.gemm_strided_batched(cfg, &bv, &av, &mut c) }
+    unsafe { blas(ordinal, tf32)?.gemm_strided_batched(cfg, &bv, &av, &mut c) }
         .map_err(|e| super::cuda_error(name, format!("cuBLAS: {e}")))?;
     Ok(c)
 }

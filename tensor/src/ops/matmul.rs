@@ -9,7 +9,15 @@ impl Tensor {
     /// broadcast (so [B, M, K] · [K, N] multiplies every batch entry by the same matrix).
     /// Transposed views (`t()`) are consumed through their strides, without a copy.
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.product("matmul", rhs, None)
+        self.product("matmul", rhs, None, false)
+    }
+
+    /// [`Tensor::matmul`], except that on a GPU F32 operands multiply on the TF32 tensor cores
+    /// (inputs rounded to 10 mantissa bits, f32 accumulation): for operands widened from bf16
+    /// (7 mantissa bits), as in bf16 attention. On the CPU, and for other dtypes, the same as
+    /// `matmul`.
+    pub fn matmul_tf32(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.product("matmul", rhs, None, true)
     }
 
     /// `self · rhs + addend`, with `addend` broadcast to the product's shape (a bias [N], a
@@ -28,10 +36,18 @@ impl Tensor {
                 ),
             ));
         }
-        self.product(name, rhs, Some(addend))
+        self.product(name, rhs, Some(addend), false)
     }
 
-    fn product(&self, name: &'static str, rhs: &Tensor, addend: Option<&Tensor>) -> Result<Tensor> {
+    /// The product of both entry points; `tf32` only changes how CUDA multiplies F32.
+    #[cfg_attr(not(feature = "cuda"), allow(clippy::only_used_in_recursion))]
+    fn product(
+        &self,
+        name: &'static str,
+        rhs: &Tensor,
+        addend: Option<&Tensor>,
+        tf32: bool,
+    ) -> Result<Tensor> {
         same_device(name, &[self, rhs])?;
         let (ra, rb) = (self.rank(), rhs.rank());
         if ra < 2 || rb < 2 {
@@ -64,14 +80,15 @@ impl Tensor {
             let rows = self.numel() / k;
             let a = self.reshape([rows, k])?;
             let out = match addend {
-                Some(c) => a.product(name, rhs, Some(&c.reshape([rows, n])?))?,
-                None => a.product(name, rhs, None)?,
+                Some(c) => a.product(name, rhs, Some(&c.reshape([rows, n])?), tf32)?,
+                None => a.product(name, rhs, None, tf32)?,
             };
             return out.reshape([&self.dims()[..ra - 1], &[n]].concat());
         }
         #[cfg(feature = "cuda")]
         if self.device().is_cuda() {
-            return crate::cuda::matmul::matmul(self, rhs, addend.as_ref(), &batch, (m, k, n));
+            let dims = (m, k, n);
+            return crate::cuda::matmul::matmul(self, rhs, addend.as_ref(), &batch, dims, tf32);
         }
         let la = self.layout().broadcast_as(&full(m, k))?;
         let lb = rhs.layout().broadcast_as(&full(k, n))?;
