@@ -258,6 +258,13 @@ fn reductions_argmax_and_softmax() {
     let xr = bf16_round(&x);
     let got16 = gpu(&xr).to_dtype(DType::BF16).unwrap().softmax().unwrap();
     close("softmax bf16", &got16, &xr.softmax().unwrap(), 1e-2);
+    let scalar = Tensor::from_vec(vec![0.3f32], [], Device::Cpu).unwrap();
+    close(
+        "softmax of a scalar",
+        &gpu(&scalar).softmax().unwrap(),
+        &scalar.softmax().unwrap(),
+        1e-12,
+    );
 }
 
 #[test]
@@ -387,6 +394,18 @@ fn matmul_with_cublas() {
         &ar.matmul(&br).unwrap(),
         1e-2,
     );
+    // TF32 tensor cores: bf16 values widened to F32 (as bf16 attention does) fit TF32's 10
+    // mantissa bits, so only the f32 accumulation differs; other F32 inputs are rounded.
+    let got_tf32 = gpu(&ar).matmul_tf32(&gpu(&br)).unwrap();
+    assert_eq!(got_tf32.dtype(), DType::F32);
+    close(
+        "tf32, bf16 values",
+        &got_tf32,
+        &ar.matmul(&br).unwrap(),
+        1e-4,
+    );
+    let got_tf32 = gpu(&a).matmul_tf32(&gpu(&b)).unwrap();
+    close("tf32", &got_tf32, &a.matmul(&b).unwrap(), 1e-2);
 }
 
 #[test]

@@ -224,14 +224,51 @@ fn partition_attention_forward_and_backward() {
             // BF16 operands: the F32 reference on the same rounded inputs.
             let (qr, kr, vr) = (bf16_round(&q), bf16_round(&k), bf16_round(&v));
             let to16 = |t: &Tensor| gpu(t).to_dtype(DType::BF16).unwrap();
-            let (got16, _) = to16(&qr)
-                .partition_attention(&to16(&kr), &to16(&vr), &gpu(&qg), &gpu(&kg), rule, 0.25)
+            let (q16, k16, v16) = (to16(&qr), to16(&kr), to16(&vr));
+            let (gqg, gkg) = (gpu(&qg), gpu(&kg));
+            let (got16, lse16) = q16
+                .partition_attention(&k16, &v16, &gqg, &gkg, rule, 0.25)
                 .unwrap();
             assert_eq!(got16.dtype(), DType::BF16);
-            let (want16, _) = qr
+            let (want16, want_lse16) = qr
                 .partition_attention(&kr, &vr, &qg, &kg, rule, 0.25)
                 .unwrap();
             close(&format!("{what} bf16"), &got16, &want16, 1e-2);
+            let dout16 = bf16_round(&dout);
+            let got_grads = q16
+                .partition_attention_backward(
+                    &k16,
+                    &v16,
+                    &gqg,
+                    &gkg,
+                    rule,
+                    0.25,
+                    &got16,
+                    &lse16,
+                    &to16(&dout16),
+                )
+                .unwrap();
+            let want_grads = qr
+                .partition_attention_backward(
+                    &kr,
+                    &vr,
+                    &qg,
+                    &kg,
+                    rule,
+                    0.25,
+                    &want16,
+                    &want_lse16,
+                    &dout16,
+                )
+                .unwrap();
+            for (name, g, w) in [
+                ("dq", &got_grads.0, &want_grads.0),
+                ("dk", &got_grads.1, &want_grads.1),
+                ("dv", &got_grads.2, &want_grads.2),
+            ] {
+                assert_eq!(g.dtype(), DType::BF16);
+                close(&format!("{what} bf16 {name}"), g, w, 1e-2);
+            }
         }
     }
 }

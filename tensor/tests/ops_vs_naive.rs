@@ -38,6 +38,8 @@ fn matmul_matches_naive_for_all_layouts_and_batches() {
     let (a, b) = (rand(&[3, 4, 5], &mut rng), rand(&[5, 6], &mut rng));
     let out = a.matmul(&b).unwrap();
     assert_eq!(out.dims(), &[3, 4, 6]);
+    // On the CPU matmul_tf32 is matmul, bit for bit.
+    assert_eq!(vals(&a.matmul_tf32(&b).unwrap()), vals(&out));
     let (av, bv) = (vals(&a), vals(&b));
     for bi in 0..3 {
         let want = naive_matmul(&av[bi * 20..(bi + 1) * 20], &bv, 4, 5, 6);
@@ -432,6 +434,13 @@ fn bad_input_gives_errors_that_name_the_op_and_shapes() {
     assert!(a
         .layer_norm(&Tensor::ones([2], DType::F32, CPU).unwrap(), None, 1e-5)
         .is_err());
+    let empty_rows = Tensor::zeros([4, 0], DType::F32, CPU).unwrap();
+    let no_params = Tensor::zeros([0], DType::F32, CPU).unwrap();
+    assert!(empty_rows
+        .layer_norm(&no_params, None, 1e-5)
+        .unwrap_err()
+        .to_string()
+        .contains("empty last dim"));
     #[cfg(not(feature = "cuda"))]
     assert!(a
         .to_device(tensor::Device::Cuda(0))

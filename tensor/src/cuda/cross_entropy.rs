@@ -60,7 +60,7 @@ pub fn forward(
         b.arg(ids).arg(&mut nll).arg(&mut lse);
         // SAFETY: matches `cross_entropy_<T>(unsigned, int, const T*, const unsigned*, float*,
         // float*)`: x holds rows·cols elements, targets, nll and lse one per row.
-        unsafe { b.launch(launch::rows_config(rows)) }.map_err(launch::driver_err(name))?;
+        unsafe { b.launch(launch::rows_config(name, rows)?) }.map_err(launch::driver_err(name))?;
     }
     let o = sx.ordinal;
     Ok((
@@ -82,7 +82,7 @@ pub fn backward(
     let (rows, cols) = rows_cols(name, x, cols)?;
     let (sx, ids) = (launch::storage(name, x)?, targets_of(name, targets)?);
     let (lse, dnll) = (f32_of(name, lse)?, f32_of(name, dnll)?);
-    let sfx = launch::suffix(&sx.data);
+    let sfx = launch::float_suffix(name, &sx.data)?;
     let (stream, f) = launch::kernel(
         sx.ordinal,
         Source::CrossEntropy,
@@ -133,7 +133,7 @@ impl BackwardArgs<'_> {
             b.arg(self.lse).arg(self.dnll).arg(&mut dx);
             // SAFETY: matches `cross_entropy_backward_<T>(unsigned, int, const T*, const
             // unsigned*, const float*, const float*, T*)`; dx has rows·cols elements.
-            unsafe { b.launch(launch::rows_config(self.rows)) }
+            unsafe { b.launch(launch::rows_config(name, self.rows)?) }
                 .map_err(launch::driver_err(name))?;
         }
         Ok(dx)

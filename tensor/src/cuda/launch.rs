@@ -73,27 +73,49 @@ fn too_big(op: &'static str, shape: &Shape) -> Error {
     )
 }
 
-/// An element count as the kernels' `unsigned int`.
+/// Blocks of a grid-stride launch ([`elementwise_config`]).
+const MAX_STRIDE_BLOCKS: u32 = 65_535 * 4;
+
+/// The most elements a kernel indexes: 2^32 less one grid stride, so that a grid-stride loop's
+/// `i += blockDim.x * gridDim.x` cannot wrap past 2^32 back into range.
+pub const MAX_ELEMENTS: u32 = u32::MAX - MAX_STRIDE_BLOCKS * BLOCK;
+
+/// An element count as the kernels' `unsigned int` (at most [`MAX_ELEMENTS`]).
 pub fn count(op: &'static str, shape: &Shape) -> Result<u32> {
-    u32::try_from(shape.numel()).map_err(|_| too_big(op, shape))
+    u32::try_from(shape.numel())
+        .ok()
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| too_big(op, shape))
 }
 
 /// One thread per element in a grid-stride loop: blocks of [`BLOCK`], at most 65 535·4 blocks.
 pub fn elementwise_config(n: u32) -> LaunchConfig {
     LaunchConfig {
-        grid_dim: (n.div_ceil(BLOCK).clamp(1, 65_535 * 4), 1, 1),
+        grid_dim: (n.div_ceil(BLOCK).clamp(1, MAX_STRIDE_BLOCKS), 1, 1),
         block_dim: (BLOCK, 1, 1),
         shared_mem_bytes: 0,
     }
 }
 
-/// One block of [`BLOCK`] threads per row.
-pub fn rows_config(rows: u32) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (rows, 1, 1),
+/// A grid of `(x, y)` blocks of [`BLOCK`] threads, or an error naming `op` when it exceeds
+/// the hardware's limits (2^31 - 1 blocks in x, 65 535 in y).
+fn grid(op: &'static str, x: u32, y: u32) -> Result<LaunchConfig> {
+    if x > i32::MAX as u32 || y > 65_535 {
+        return Err(Error::shape(
+            op,
+            format!("a launch grid of {x} × {y} blocks exceeds the GPU's limits"),
+        ));
+    }
+    Ok(LaunchConfig {
+        grid_dim: (x, y, 1),
         block_dim: (BLOCK, 1, 1),
         shared_mem_bytes: 0,
-    }
+    })
+}
+
+/// One block of [`BLOCK`] threads per row.
+pub fn rows_config(op: &'static str, rows: u32) -> Result<LaunchConfig> {
+    grid(op, rows, 1)
 }
 
 /// Rows per block of the two-step column sums (layer norm's and the gated residual's
@@ -102,12 +124,8 @@ pub fn rows_config(rows: u32) -> LaunchConfig {
 pub const SUM_CHUNK_ROWS: u32 = 32;
 
 /// The first step of the column sums: a block per (chunk of rows, 256 columns), x = the chunk.
-pub fn chunks_config(chunks: u32, cols: u32) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (chunks, cols.div_ceil(BLOCK), 1),
-        block_dim: (BLOCK, 1, 1),
-        shared_mem_bytes: 0,
-    }
+pub fn chunks_config(op: &'static str, chunks: u32, cols: u32) -> Result<LaunchConfig> {
+    grid(op, chunks, cols.div_ceil(BLOCK))
 }
 
 /// The CUDA storage of `t`, or an error naming `op`.

@@ -93,7 +93,8 @@ fn forward<T: DeviceRepr>(
         // SAFETY: matches `norm_affine_<T>(unsigned cols, unsigned rows_per_group, float eps,
         // const T* x, const T* mul, const T* add, T* y, float* mean, float* rstd)`; a block per
         // row, and mul/add hold groups = rows / rows_per_group rows of cols.
-        unsafe { b.launch(launch::rows_config(d.rows)) }.map_err(launch::driver_err(name))?;
+        unsafe { b.launch(launch::rows_config(name, d.rows)?) }
+            .map_err(launch::driver_err(name))?;
     }
     Ok(y)
 }
@@ -171,9 +172,10 @@ fn backward<T: DeviceRepr>(
         b.arg(x).arg(mul).arg(mean).arg(rstd).arg(dy).arg(&mut dx);
         // SAFETY: matches `norm_affine_backward_dx_<T>(unsigned cols, unsigned rows_per_group,
         // const T* x, const T* mul, const float* mean, const float* rstd, const T* dy, T* dx)`.
-        unsafe { b.launch(launch::rows_config(d.rows)) }.map_err(launch::driver_err(name))?;
+        unsafe { b.launch(launch::rows_config(name, d.rows)?) }
+            .map_err(launch::driver_err(name))?;
 
-        let cfg = launch::chunks_config(chunks, d.cols);
+        let cfg = launch::chunks_config(name, chunks, d.cols)?;
         let mut b = stream.launch_builder(&fpart);
         b.arg(&d.cols)
             .arg(&d.rows_per_group)

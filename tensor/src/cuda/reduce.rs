@@ -11,10 +11,11 @@ use crate::op::ReduceOp;
 use crate::{Result, Tensor};
 use cudarc::driver::PushKernelArg;
 
-/// `x` with dim `d` moved last, contiguous: a [rows, cols] matrix whose rows are reduced.
+/// `x` with dim `d` moved last, contiguous: a [rows, cols] matrix whose rows are reduced (a
+/// scalar is one row of one column).
 fn dim_last(x: &Tensor, d: usize) -> Result<(Tensor, u32, u32)> {
     let rank = x.rank();
-    let x = if d + 1 == rank {
+    let x = if d + 1 >= rank {
         x.contiguous()?
     } else {
         let mut perm: Vec<usize> = (0..rank).filter(|&i| i != d).collect();
@@ -24,7 +25,7 @@ fn dim_last(x: &Tensor, d: usize) -> Result<(Tensor, u32, u32)> {
     let cols = x.dims().last().copied().unwrap_or(1);
     let rows: usize = x.dims()[..x.rank().saturating_sub(1)].iter().product();
     let fit = |v: usize| u32::try_from(v).map_err(|_| crate::Error::shape("reduce", "too large"));
-    fit(x.numel())?; // so rows·cols below cannot overflow
+    launch::count("reduce", x.shape())?; // so rows·cols below cannot overflow
     Ok((x, fit(rows)?, fit(cols)?))
 }
 
@@ -58,7 +59,8 @@ pub fn reduce(x: &Tensor, d: usize, op: ReduceOp) -> Result<Tensor> {
             b.arg(&code).arg(&cols).arg(v).arg(&mut out);
             // SAFETY: matches `reduce_last_<T>(int, unsigned, const T*, T*)`: v holds
             // rows·cols elements, out one per row (one block per row).
-            unsafe { b.launch(launch::rows_config(rows)) }.map_err(launch::driver_err(name))?;
+            unsafe { b.launch(launch::rows_config(name, rows)?) }
+                .map_err(launch::driver_err(name))?;
         }
         out
     });
@@ -107,7 +109,8 @@ fn reduce_long_rows(
             b.arg(&code).arg(&segments).arg(&part).arg(&mut out);
             // SAFETY: matches `reduce_last_finish_<T>(int, unsigned cols, const float*, T*)`
             // over part [rows, segments]; one block per row.
-            unsafe { b.launch(launch::rows_config(rows)) }.map_err(launch::driver_err(name))?;
+            unsafe { b.launch(launch::rows_config(name, rows)?) }
+                .map_err(launch::driver_err(name))?;
         }
         out
     });
@@ -124,8 +127,11 @@ fn reduce_mid(x: &Tensor, d: usize, op: ReduceOp) -> Result<Tensor> {
     let (size, inner) = (size as u32, inner as u32);
     let chunk = launch::SUM_CHUNK_ROWS;
     let chunks = size.div_ceil(chunk).max(1);
-    let blocks = outer as u32 * chunks;
-    let n = outer as u32 * inner;
+    // With inner = 0 x is empty whatever `outer` is, so these products are checked.
+    let too_big = || crate::Error::shape(name, format!("{:?} is too large", x.shape()));
+    let outer = u32::try_from(outer).map_err(|_| too_big())?;
+    let blocks = outer.checked_mul(chunks).ok_or_else(too_big)?;
+    let n = outer.checked_mul(inner).ok_or_else(too_big)?;
     let s = launch::storage(name, &x)?;
     let code = op as i32;
     let data = for_floats!(name, &s.data, |v, sfx| {
@@ -140,7 +146,7 @@ fn reduce_mid(x: &Tensor, d: usize, op: ReduceOp) -> Result<Tensor> {
             b.arg(v).arg(&mut part);
             // SAFETY: matches `reduce_mid_partials_<T>(int, unsigned size, unsigned inner,
             // unsigned chunk, unsigned chunks, const T*, float*)`; part holds blocks·inner.
-            unsafe { b.launch(launch::chunks_config(blocks, inner)) }
+            unsafe { b.launch(launch::chunks_config(name, blocks, inner)?) }
                 .map_err(launch::driver_err(name))?;
             let mut b = stream.launch_builder(&f_finish);
             b.arg(&code)
@@ -173,7 +179,7 @@ pub fn argmax(x: &Tensor, d: usize) -> Result<Tensor> {
         b.arg(&mut out);
         // SAFETY: matches `argmax_last_<T>(unsigned, const T*, unsigned*)`, launched with
         // exactly `launch::BLOCK` = 256 threads, the size of its shared arrays.
-        unsafe { b.launch(launch::rows_config(rows)) }.map_err(launch::driver_err(name))?;
+        unsafe { b.launch(launch::rows_config(name, rows)?) }.map_err(launch::driver_err(name))?;
     }
     Ok(launch::tensor(CudaData::U32(out), s.ordinal, without(x, d)))
 }
@@ -191,7 +197,8 @@ pub fn softmax(x: &Tensor, log: bool) -> Result<Tensor> {
             let mut b = stream.launch_builder(&f);
             b.arg(&log_out).arg(&cols).arg(v).arg(&mut out);
             // SAFETY: matches `softmax_<T>(int, unsigned, const T*, T*)`; rows·cols elements.
-            unsafe { b.launch(launch::rows_config(rows)) }.map_err(launch::driver_err(name))?;
+            unsafe { b.launch(launch::rows_config(name, rows)?) }
+                .map_err(launch::driver_err(name))?;
         }
         out
     });
@@ -208,7 +215,7 @@ pub fn softmax_backward(y: &Tensor, dy: &Tensor, log: bool) -> Result<Tensor> {
     let o = sy.ordinal;
     let run = |sfx: &str| launch::kernel(o, Source::Softmax, &format!("softmax_backward_{sfx}"));
     let log_out = log as i32;
-    let cfg = launch::rows_config(rows);
+    let cfg = launch::rows_config(name, rows)?;
     let data = match (&sy.data, &sd.data) {
         (CudaData::F32(yv), CudaData::F32(dv)) => {
             let (stream, f) = run("f32")?;

@@ -182,7 +182,7 @@ fn run_backward<T: DeviceRepr>(
         // rows_per_group, unsigned chunk, unsigned chunks_per_group, int, double, float,
         // unsigned long long, const T* branch, const T* dy, float* part)`; part holds
         // chunks·cols values, one per (block x, column).
-        unsafe { l.launch(launch::chunks_config(chunks, a.cols)) }
+        unsafe { l.launch(launch::chunks_config(name, chunks, a.cols)?) }
             .map_err(launch::driver_err(name))?;
     }
     if sums_len > 0 {

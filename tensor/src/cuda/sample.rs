@@ -24,7 +24,7 @@ pub fn gumbel_argmax(lp: &Tensor, rows: usize, cols: usize, seed: u64) -> Result
         b.arg(&mut out);
         // SAFETY: matches `gumbel_argmax_<T>(unsigned, unsigned long long, const T*, unsigned*)`,
         // launched with exactly `launch::BLOCK` = 256 threads, the size of its shared arrays.
-        unsafe { b.launch(launch::rows_config(rows)) }.map_err(launch::driver_err(name))?;
+        unsafe { b.launch(launch::rows_config(name, rows)?) }.map_err(launch::driver_err(name))?;
     }
     Ok(launch::tensor(CudaData::U32(out), s.ordinal, [rows]))
 }

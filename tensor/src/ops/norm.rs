@@ -162,7 +162,14 @@ pub(super) fn check_groups(
     mul: &Tensor,
 ) -> Result<(usize, usize)> {
     let cols = *x.dims().last().unwrap_or(&1);
-    let rows = x.numel().checked_div(cols).unwrap_or(0);
+    if cols == 0 {
+        bail_shape!(
+            op,
+            "cannot normalise over an empty last dim: x {:?}",
+            x.shape()
+        );
+    }
+    let rows = x.numel() / cols;
     let groups = mul.dims().first().copied().unwrap_or(0);
     check_param(op, what, mul, &[groups, cols], x)?;
     if groups == 0 || !rows.is_multiple_of(groups) {
