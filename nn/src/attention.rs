@@ -30,7 +30,8 @@ pub use tensor::{GroupRule, PAD_GROUP};
 pub const ROPE_BASE: f64 = 10_000.0;
 
 /// The RoPE tables for `positions` (U32 [B, N], each token's position in the final sequence):
-/// `(cos, sin)`, each [B, N, head_dim / 2] in `dtype`, base [`ROPE_BASE`].
+/// `(cos, sin)`, each [B, N, head_dim / 2] for x of `dtype` (F64 tables for F64, F32
+/// otherwise), base [`ROPE_BASE`].
 pub fn rope_tables(positions: &Tensor, head_dim: usize, dtype: DType) -> Result<(Tensor, Tensor)> {
     Tensor::rope_tables(positions, head_dim, ROPE_BASE, dtype)
 }

@@ -222,6 +222,11 @@ fn bad_operands_are_errors() {
     assert!(partition_attention(&q, &q, &q, &g32, &g, GroupRule::Same, 1.0).is_err());
     let pos = Tensor::from_vec(vec![0u32, 1, 2, 3], [1, 4], Device::Cpu).unwrap();
     assert!(rope_tables(&pos, 7, DType::F32).is_err());
+    // Half-precision x rotates with F32 tables.
+    assert_eq!(
+        rope_tables(&pos, D, DType::BF16).unwrap().0.dtype(),
+        DType::F32
+    );
     let (c, s) = rope_tables(&pos.narrow(1, 0, 3).unwrap(), D, DType::F32).unwrap();
     assert!(rope(&q, &c, &s).is_err());
 }

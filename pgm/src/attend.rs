@@ -100,7 +100,8 @@ pub struct RopeTable {
 }
 
 impl RopeTable {
-    /// Tables for positions 0..len: cos and sin [len, head_dim / 2] in `dtype` on `device`.
+    /// Tables for positions 0..len: cos and sin [len, head_dim / 2] for x of `dtype`, on
+    /// `device`.
     pub fn new(len: usize, head_dim: usize, dtype: DType, device: Device) -> Result<Self> {
         let pos = Tensor::arange(len, device)?;
         let (cos, sin) = rope_tables(&pos, head_dim, dtype)?;

@@ -10,9 +10,10 @@ use crate::{bail_shape, DType, Error, Result, Tensor};
 
 impl Tensor {
     /// The RoPE tables for `positions` (U32, usually [B, N]): `(cos, sin)`, each
-    /// [positions.., head_dim / 2] in `dtype` (F32 or F64), with
-    /// angle(p, k) = p · base^(−2k / head_dim) for k < head_dim / 2 (GPT-NeoX, base 10000).
-    /// Fails when `head_dim` is odd or zero.
+    /// [positions.., head_dim / 2], with angle(p, k) = p · base^(−2k / head_dim) for
+    /// k < head_dim / 2 (GPT-NeoX, base 10000). `dtype` is that of the x they will rotate: the
+    /// tables are F64 for F64 and F32 for F32, BF16 and F16 (the kernels rotate half-precision
+    /// x in f32). Fails when `head_dim` is odd or zero.
     pub fn rope_tables(
         positions: &Tensor,
         head_dim: usize,
@@ -28,21 +29,13 @@ impl Tensor {
         let p = expect_u32(name, &pos)?;
         let dims = [positions.dims(), &[head_dim / 2]].concat();
         let (cos, sin) = match dtype {
-            DType::F32 => {
-                let (c, s) = k::rope_tables::<f32>(p, head_dim, base);
-                (CpuStorage::F32(c), CpuStorage::F32(s))
-            }
             DType::F64 => {
                 let (c, s) = k::rope_tables::<f64>(p, head_dim, base);
                 (CpuStorage::F64(c), CpuStorage::F64(s))
             }
             other if other.is_float() => {
-                // Half-precision tables: computed in f32, rounded once.
-                let (c, s) = Tensor::rope_tables(&pos, head_dim, base, DType::F32)?;
-                return Ok((
-                    c.to_dtype(other)?.to_device(positions.device())?,
-                    s.to_dtype(other)?.to_device(positions.device())?,
-                ));
+                let (c, s) = k::rope_tables::<f32>(p, head_dim, base);
+                (CpuStorage::F32(c), CpuStorage::F32(s))
             }
             other => {
                 return Err(Error::dtype(
