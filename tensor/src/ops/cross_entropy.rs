@@ -24,6 +24,7 @@ impl Tensor {
         let t = targets.contiguous()?;
         #[cfg(feature = "cuda")]
         if x.device().is_cuda() {
+            check_targets(name, &t.to_vec::<u32>()?, cols)?;
             return crate::cuda::cross_entropy::forward(&x, &t, cols, excluded);
         }
         let ids = target_ids(name, &t, cols)?;
@@ -72,6 +73,7 @@ impl Tensor {
         let (lse, dnll) = (lse.contiguous()?, dnll.contiguous()?);
         #[cfg(feature = "cuda")]
         if x.device().is_cuda() {
+            check_targets(name, &t.to_vec::<u32>()?, cols)?;
             return crate::cuda::cross_entropy::backward(&x, &t, &lse, &dnll, cols, excluded);
         }
         let ids = target_ids(name, &t, cols)?;
@@ -128,12 +130,19 @@ fn check(
 /// The ids of CPU targets, each checked to be below `cols`.
 fn target_ids<'a>(op: &'static str, targets: &'a Tensor, cols: usize) -> Result<&'a [u32]> {
     let ids = super::expect_u32(op, targets)?;
+    check_targets(op, ids, cols)?;
+    Ok(ids)
+}
+
+/// Fails unless every target id is below `cols`. CUDA targets are copied to the host for it
+/// (B·L ids, once per loss): the kernels would otherwise give NaN or a silently wrong gradient.
+fn check_targets(op: &'static str, ids: &[u32], cols: usize) -> Result<()> {
     match ids.iter().find(|&&i| i as usize >= cols) {
         Some(bad) => Err(Error::msg(
             op,
             format!("target id {bad} is outside the {cols} classes of the logits"),
         )),
-        None => Ok(ids),
+        None => Ok(()),
     }
 }
 
