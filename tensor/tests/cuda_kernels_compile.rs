@@ -99,7 +99,7 @@ fn launched_kernel_names_are_exported() {
                 "index_select_u8",
                 "gather_f32",
                 "index_add_f64",
-                "scatter_add_bf16",
+                "scatter_add_f32",
             ],
         ),
         (Source::Attention, &["masked_softmax_f32"]),

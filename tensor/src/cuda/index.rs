@@ -1,5 +1,5 @@
 //! Launchers for `kernels/index.cu`: index_select and gather (any dtype), index_add and
-//! scatter_add (F32, F64, BF16; atomicAdd, so repeated indices accumulate).
+//! scatter_add (F32 and F64 with atomicAdd, so repeated indices accumulate; BF16 through F32).
 //!
 //! Indices are checked on the host first (`cpu::index::check_indices`), which copies them back
 //! from the GPU: an out-of-range index is an error, never an out-of-bounds read.
@@ -8,7 +8,7 @@ use super::kernels::Source;
 use super::launch;
 use super::CudaData;
 use crate::cpu::index::check_indices;
-use crate::{Error, Result, Tensor};
+use crate::{DType, Error, Result, Tensor};
 use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
 
 /// The u32 index slice of a contiguous CUDA tensor, after checking every index is < `size`.
@@ -128,6 +128,12 @@ pub fn accumulate(
     ids: &Tensor,
     src: &Tensor,
 ) -> Result<Tensor> {
+    if (dst.dtype(), src.dtype()) == (DType::BF16, DType::BF16) {
+        // bf16 atomics would round after every add, and an embedding gradient sums a frequent
+        // token's rows thousands of times: add in f32, round once.
+        let wide = |t: &Tensor| t.to_dtype(DType::F32);
+        return accumulate(op, &wide(dst)?, d, ids, &wide(src)?)?.to_dtype(DType::BF16);
+    }
     let (_, size, inner) = dst.shape().split_at_dim(d);
     let idv = checked_ids(op, ids, size, d)?;
     let (sd, ss) = (launch::storage(op, dst)?, launch::storage(op, src)?);
@@ -142,9 +148,6 @@ pub fn accumulate(
         }
         (CudaData::F64(a), CudaData::F64(b)) => {
             CudaData::F64(add(op, &kernel, o, dims, idv, b, a)?)
-        }
-        (CudaData::BF16(a), CudaData::BF16(b)) => {
-            CudaData::BF16(add(op, &kernel, o, dims, idv, b, a)?)
         }
         (a, _) => return Err(launch::unsupported(op, a, "matching F32, F64 or BF16")),
     };
