@@ -84,9 +84,21 @@ fn probabilities(
     ))
 }
 
-/// The operands widened to F32 (a no-op for F32), and the dtype to round results back to.
+/// The F32 or BF16 operands widened to F32 (a no-op for F32), and the dtype to round results
+/// back to.
 fn widened(ts: [&Tensor; 3]) -> Result<([Tensor; 3], DType)> {
     let dtype = ts[0].dtype();
+    if let Some(t) = ts
+        .iter()
+        .find(|t| t.dtype() != dtype || !matches!(dtype, DType::F32 | DType::BF16))
+    {
+        let data = &launch::storage("partition_attention", t)?.data;
+        return Err(launch::unsupported(
+            "partition_attention",
+            data,
+            "q, k, v all F32 or all BF16",
+        ));
+    }
     let wide = |t: &Tensor| t.to_dtype(DType::F32);
     Ok(([wide(ts[0])?, wide(ts[1])?, wide(ts[2])?], dtype))
 }

@@ -188,6 +188,8 @@ where
     if len == 0 || d.k == 0 {
         return Ok(c);
     }
+    let ld =
+        |o: Operand| i32::try_from(o.ld).map_err(|_| Error::shape(name, "too large for cuBLAS"));
     let alpha = T::ONE;
     let trans = |t: bool| if t { Op::CUBLAS_OP_T } else { Op::CUBLAS_OP_N };
     let cfg = StridedBatchedConfig {
@@ -198,8 +200,8 @@ where
             n: d.m,
             k: d.k,
             alpha,
-            lda: ob.ld as i32,
-            ldb: oa.ld as i32,
+            lda: ld(ob)?,
+            ldb: ld(oa)?,
             beta,
             ldc: d.n,
         },
