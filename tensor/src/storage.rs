@@ -26,6 +26,17 @@ impl Storage {
             Storage::Cuda(s) => Device::Cuda(s.ordinal()),
         }
     }
+    /// The number of elements in the buffer.
+    pub fn len(&self) -> usize {
+        match self {
+            Storage::Cpu(s) => s.len(),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// The CPU data, or an error naming `op` if this storage lives on another device.
     #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
     pub fn cpu(&self, op: &'static str) -> Result<&CpuStorage> {

@@ -3,7 +3,6 @@
 
 use crate::cpu::{elementwise, CpuStorage};
 use crate::{bail_shape, DType, Device, Error, Layout, Result, Shape, Storage, WithDType};
-use half::{bf16, f16};
 use std::fmt;
 use std::sync::Arc;
 
@@ -70,8 +69,8 @@ impl Tensor {
         let storage = match dtype {
             DType::F32 => CpuStorage::F32(vec![value as f32; n]),
             DType::F64 => CpuStorage::F64(vec![value; n]),
-            DType::BF16 => CpuStorage::BF16(vec![bf16::from_f64(value); n]),
-            DType::F16 => CpuStorage::F16(vec![f16::from_f64(value); n]),
+            DType::BF16 => CpuStorage::BF16(vec![WithDType::from_f64(value); n]),
+            DType::F16 => CpuStorage::F16(vec![WithDType::from_f64(value); n]),
             DType::U32 => CpuStorage::U32(vec![value as u32; n]),
             DType::U8 => CpuStorage::U8(vec![value as u8; n]),
         };
@@ -187,9 +186,12 @@ impl Tensor {
         Tensor::from_parts(self.0.storage.clone(), layout)
     }
 
-    /// A row-major copy, or the tensor itself if it already is row-major.
+    /// A row-major copy, or the tensor itself if it already is row-major and spans its whole
+    /// storage: kernels take a contiguous tensor's buffer as exactly its elements, so a prefix
+    /// view (`narrow(0, 0, n)`) is copied too.
     pub fn contiguous(&self) -> Result<Tensor> {
-        if self.is_contiguous() && self.0.layout.offset() == 0 {
+        let whole = self.0.storage.len() == self.numel();
+        if self.is_contiguous() && self.0.layout.offset() == 0 && whole {
             return Ok(self.clone());
         }
         #[cfg(feature = "cuda")]

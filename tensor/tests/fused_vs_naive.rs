@@ -223,3 +223,49 @@ fn gated_residual_matches_naive_with_and_without_dropout() {
         .gated_residual(&rand(&[1, d], &mut rng), &branch, Some((1.0, 0)))
         .is_err());
 }
+
+/// Prefix views (offset 0, row-major, over a longer buffer: `narrow(0, 0, n)`) give the same
+/// results as their copies: the kernels read a contiguous tensor's buffer as its elements.
+#[test]
+fn prefix_views_compute_as_their_copies() {
+    let mut rng = Rng::seed(17);
+    let prefix = |t: Tensor| t.narrow(0, 0, 2).unwrap();
+    let copy =
+        |t: &Tensor| Tensor::from_vec(t.to_vec::<f32>().unwrap(), t.dims().to_vec(), CPU).unwrap();
+    let exact = |a: &Tensor, b: &Tensor, what: &str| assert_eq!(vals(a), vals(b), "{what}");
+
+    // Layer norm with one affine group per sequence, and the gated residual.
+    let x = prefix(rand(&[4, 3, 8], &mut rng));
+    let (mul, add) = (rand(&[2, 8], &mut rng), rand(&[2, 8], &mut rng));
+    let (got, _) = x.layer_norm_affine(&mul, &add, 1e-5).unwrap();
+    let (want, _) = copy(&x).layer_norm_affine(&mul, &add, 1e-5).unwrap();
+    exact(&got, &want, "layer_norm_affine");
+    let branch = rand(&[2, 3, 8], &mut rng);
+    let got = x.gated_residual(&mul, &branch, None).unwrap();
+    let want = copy(&x).gated_residual(&mul, &branch, None).unwrap();
+    exact(&got, &want, "gated_residual");
+
+    // index_add of prefix-view rows, and cross-entropy over prefix-view logits.
+    let src = prefix(rand(&[4, 5], &mut rng));
+    let ids = Tensor::from_vec(vec![1u32, 1], [2], CPU).unwrap();
+    let table = rand(&[3, 5], &mut rng);
+    let got = table.index_add(0, &ids, &src).unwrap();
+    exact(
+        &got,
+        &table.index_add(0, &ids, &copy(&src)).unwrap(),
+        "index_add",
+    );
+    let logits = prefix(rand(&[4, 6], &mut rng));
+    let targets = Tensor::from_vec(vec![2u32, 5], [2], CPU).unwrap();
+    let (nll, lse) = logits.cross_entropy(&targets, None).unwrap();
+    let (want_nll, _) = copy(&logits).cross_entropy(&targets, None).unwrap();
+    exact(&nll, &want_nll, "cross_entropy");
+    let dnll = Tensor::ones([2], DType::F32, CPU).unwrap();
+    let got = logits
+        .cross_entropy_backward(&targets, &lse, &dnll, None)
+        .unwrap();
+    let want = copy(&logits)
+        .cross_entropy_backward(&targets, &lse, &dnll, None)
+        .unwrap();
+    exact(&got, &want, "cross_entropy_backward");
+}

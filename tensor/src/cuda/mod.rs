@@ -138,6 +138,20 @@ impl CudaStorage {
     pub fn ordinal(&self) -> usize {
         self.ordinal
     }
+    /// The number of elements in the buffer.
+    pub fn len(&self) -> usize {
+        match &self.data {
+            CudaData::F32(d) => d.len(),
+            CudaData::F64(d) => d.len(),
+            CudaData::BF16(d) => d.len(),
+            CudaData::F16(d) => d.len(),
+            CudaData::U32(d) => d.len(),
+            CudaData::U8(d) => d.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 
     /// Copies host data to GPU `ordinal`.
     pub fn from_cpu(src: &CpuStorage, ordinal: usize) -> Result<CudaStorage> {
