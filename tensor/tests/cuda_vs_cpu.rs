@@ -286,6 +286,18 @@ fn indexing_and_its_adjoints() {
     let want = table.index_add(0, &flat, &src).unwrap();
     let got = gpu(&table).index_add(0, &gpu(&flat), &gpu(&src)).unwrap();
     close("index_add (repeated ids)", &got, &want, 1e-6);
+    // BF16, one id 4000 times (a frequent token's embedding gradient): summed in f32 and
+    // rounded once, where bf16 atomics would drift by several units.
+    let many = Tensor::from_vec(vec![3u32; 4000], [4000], Device::Cpu).unwrap();
+    let rows = bf16_round(&randn(&[4000, 24], &mut rng));
+    let zeros = Tensor::zeros([50, 24], DType::F32, Device::Cpu).unwrap();
+    let to16 = |t: &Tensor| gpu(t).to_dtype(DType::BF16).unwrap();
+    let got16 = to16(&zeros)
+        .index_add(0, &gpu(&many), &to16(&rows))
+        .unwrap();
+    assert_eq!(got16.dtype(), DType::BF16);
+    let want = zeros.index_add(0, &many, &rows).unwrap();
+    close("index_add bf16 (one id 4000 times)", &got16, &want, 1e-2);
     let x = randn(&[4, 10, 3], &mut rng);
     let idx: Vec<u32> = (0..4 * 5 * 3).map(|i| (i * 7 % 10) as u32).collect();
     let idx = Tensor::from_vec(idx, [4, 5, 3], Device::Cpu).unwrap();
@@ -333,6 +345,13 @@ fn rope_at_gathered_positions() {
         &x.rope_backward(&cos, &sin).unwrap(),
         1e-5,
     );
+    // BF16 x: tables asked for BF16 come in F32, and the rotation matches the CPU's.
+    let (c16, s16) = Tensor::rope_tables(&gpu(&pos), 16, 10_000.0, DType::BF16).unwrap();
+    assert_eq!(c16.dtype(), DType::F32);
+    let xr = bf16_round(&x);
+    let gx16 = gpu(&xr).to_dtype(DType::BF16).unwrap();
+    let want16 = xr.rope(&cos, &sin).unwrap();
+    close("rope bf16", &gx16.rope(&c16, &s16).unwrap(), &want16, 1e-2);
 }
 
 #[test]

@@ -106,6 +106,13 @@ fn cross_entropy_forward_and_backward() {
         .unwrap();
     assert_eq!(gdx.dtype(), DType::BF16);
     close("cross_entropy dx bf16", &gdx, &dx, 1e-2);
+    // A target outside the V classes is an error, as on the CPU (not NaN or a wrong gradient).
+    let mut ids = vec![0u32; rows];
+    ids[rows - 1] = v as u32;
+    let bad = gpu(&Tensor::from_vec(ids, [2, 37], Device::Cpu).unwrap());
+    assert!(gpu(&x).cross_entropy(&bad, None).is_err());
+    let backward = gpu(&x).cross_entropy_backward(&bad, &glse, &gpu(&dnll), None);
+    assert!(backward.is_err());
 }
 
 #[test]
