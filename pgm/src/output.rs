@@ -27,13 +27,19 @@ pub fn check_tokens(tokens: &Tensor, vocab_size: usize) -> Result<()> {
     }
 }
 
-/// logits [B, N, V] → log-probabilities with the MASK id at −∞ (the model never predicts MASK).
-/// Half-precision logits (bf16, f16) are widened to f32 first: the loss is always f32 or f64.
+/// Half-precision logits (bf16, f16) widened to f32, others as they are: log-probabilities
+/// and losses are always computed in f32 or f64.
+pub fn widened(logits: &Var) -> Result<Var> {
+    match logits.value().dtype() {
+        DType::BF16 | DType::F16 => logits.to_dtype(DType::F32),
+        _ => Ok(logits.clone()),
+    }
+}
+
+/// logits [B, N, V] → log-probabilities with the MASK id at −∞ (the model never predicts MASK),
+/// in f32 for half-precision logits ([`widened`]).
 pub fn log_probs_without_mask(logits: &Var, mask_id: u32) -> Result<Var> {
-    let logits = &match logits.value().dtype() {
-        DType::BF16 | DType::F16 => logits.to_dtype(DType::F32)?,
-        _ => logits.clone(),
-    };
+    let logits = &widened(logits)?;
     let v = *logits.dims().last().unwrap_or(&0);
     let mut is_mask = vec![0u8; v];
     is_mask[mask_id as usize] = 1;

@@ -274,7 +274,8 @@ fn partition_attention_forward_and_backward() {
                 ("dv", &got_grads.2, &want_grads.2),
             ] {
                 assert_eq!(g.dtype(), DType::BF16);
-                close(&format!("{what} bf16 {name}"), g, w, 1e-2);
+                // O and dO in bf16 enter rowsum(dO ⊙ O), so the errors compound.
+                close(&format!("{what} bf16 {name}"), g, w, 3e-2);
             }
         }
     }

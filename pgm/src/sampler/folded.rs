@@ -23,6 +23,7 @@ use crate::attend::{merge_heads, split_heads, AttentionPattern, RopeTable};
 use crate::blocks::{DecoderBlock, DitBlock, FinalLayer};
 use crate::config::ModelConfig;
 use crate::mdlm_net::MdlmNetwork;
+use crate::output::widened;
 use crate::pgm_net::{InferenceInput, PgmNetwork};
 use autograd::Var;
 use nn::layers::{LayerNorm, Linear, LAYER_NORM_EPS};
@@ -211,14 +212,10 @@ impl FoldedOutput {
             },
         })
     }
-    /// x [.., D] → log-probabilities [.., V] (MASK at −∞).
+    /// x [.., D] → log-probabilities [.., V] (MASK at −∞), in f32 for half-precision x.
     fn log_probs(&self, x: &Var) -> Result<Tensor> {
-        Ok(self
-            .linear
-            .forward(&self.norm.forward(x)?)?
-            .log_softmax()?
-            .value()
-            .clone())
+        let logits = self.linear.forward(&self.norm.forward(x)?)?;
+        Ok(widened(&logits)?.log_softmax()?.value().clone())
     }
 }
 

@@ -29,7 +29,7 @@ pub(crate) mod sample;
 
 use crate::cpu::CpuStorage;
 use crate::{DType, Error, ErrorKind, Result};
-use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
+use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DeviceRepr};
 use half::{bf16, f16};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -153,17 +153,23 @@ impl CudaStorage {
         self.len() == 0
     }
 
-    /// Copies host data to GPU `ordinal`.
+    /// Copies host data to GPU `ordinal`. Empty data (a sampler's first step has no clean
+    /// tokens) becomes one unused element: the driver refuses empty allocations.
     pub fn from_cpu(src: &CpuStorage, ordinal: usize) -> Result<CudaStorage> {
+        fn upload<T: DeviceRepr + Default>(s: &Arc<CudaStream>, v: &[T]) -> Result<CudaSlice<T>> {
+            let one = [T::default()];
+            let v = if v.is_empty() { &one[..] } else { v };
+            s.clone_htod(v)
+                .map_err(|e| cuda_error("to_device", e.to_string()))
+        }
         let s = stream(ordinal)?;
-        let err = |e: cudarc::driver::DriverError| cuda_error("to_device", e.to_string());
         let data = match src {
-            CpuStorage::F32(v) => CudaData::F32(s.clone_htod(v).map_err(err)?),
-            CpuStorage::F64(v) => CudaData::F64(s.clone_htod(v).map_err(err)?),
-            CpuStorage::BF16(v) => CudaData::BF16(s.clone_htod(v).map_err(err)?),
-            CpuStorage::F16(v) => CudaData::F16(s.clone_htod(v).map_err(err)?),
-            CpuStorage::U32(v) => CudaData::U32(s.clone_htod(v).map_err(err)?),
-            CpuStorage::U8(v) => CudaData::U8(s.clone_htod(v).map_err(err)?),
+            CpuStorage::F32(v) => CudaData::F32(upload(&s, v)?),
+            CpuStorage::F64(v) => CudaData::F64(upload(&s, v)?),
+            CpuStorage::BF16(v) => CudaData::BF16(upload(&s, v)?),
+            CpuStorage::F16(v) => CudaData::F16(upload(&s, v)?),
+            CpuStorage::U32(v) => CudaData::U32(upload(&s, v)?),
+            CpuStorage::U8(v) => CudaData::U8(upload(&s, v)?),
         };
         Ok(CudaStorage { data, ordinal })
     }
