@@ -14,11 +14,15 @@ pub fn sinusoidal_features(
     device: Device,
 ) -> Result<Tensor> {
     let half = dim / 2;
-    let mut out = Vec::with_capacity(values.len() * dim);
-    for &v in values {
-        let angle = |k: usize| v * (-(10000f64.ln()) * k as f64 / half as f64).exp();
-        out.extend((0..half).map(|k| angle(k).cos()));
-        out.extend((0..half).map(|k| angle(k).sin()));
+    let freqs: Vec<f64> = (0..half)
+        .map(|k| (-(10000f64.ln()) * k as f64 / half as f64).exp())
+        .collect();
+    let mut out = vec![0.0; values.len() * dim];
+    for (row, &v) in out.chunks_exact_mut(dim.max(1)).zip(values) {
+        let (cos, sin) = row.split_at_mut(half);
+        for ((c, s), &f) in cos.iter_mut().zip(sin.iter_mut()).zip(&freqs) {
+            (*s, *c) = (v * f).sin_cos();
+        }
     }
     Tensor::from_vec(out, [values.len(), dim], Device::Cpu)?
         .to_dtype(dtype)?
