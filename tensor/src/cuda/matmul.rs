@@ -31,6 +31,12 @@ fn blas(ordinal: usize, tf32: bool) -> Result<Arc<CudaBlas>> {
         return Ok(h.clone());
     }
     let fail = |e: String| super::cuda_error("matmul", format!("cuBLAS on cuda:{ordinal}: {e}"));
+    // cudarc panics when it cannot open libcublas; ask first so the answer is an error.
+    // SAFETY: only tries to open the library.
+    if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+        let hint = "libcublas.so not found (add its folder to LD_LIBRARY_PATH)";
+        return Err(fail(hint.into()));
+    }
     let h = CudaBlas::new(super::stream(ordinal)?).map_err(|e| fail(e.to_string()))?;
     if tf32 {
         let mode = cudarc::cublas::sys::cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH;
