@@ -168,6 +168,14 @@ fn layer_norm_modulate() {
     assert!(e.to_string().contains("[B or 1, 1, D]"), "{e}");
     let e = x.gated_residual(&bad, &x, None).unwrap_err();
     assert!(e.to_string().contains("[B or 1, 1, D]"), "{e}");
+    let (shift, w_row) = (
+        Var::constant(rand(&[b, 1, d], &mut rng, false)),
+        Var::constant(rand(&[1, d], &mut rng, false)),
+    );
+    let e = x
+        .layer_norm_modulate(&w_row, &shift, &shift, 1e-5)
+        .unwrap_err();
+    assert!(e.to_string().contains("must be [D]"), "{e}");
 }
 
 #[test]
@@ -249,6 +257,18 @@ fn matmul_plain_batched_broadcast_and_transposed() {
         ],
         |v| v[0].matmul(&v[1]),
     );
+    // Empty inner or outer dims with a shared right operand: gradients of the inputs' shapes.
+    for (a, b) in [([2, 3, 0], [0, 4]), ([2, 3, 4], [4, 0])] {
+        let tape = autograd::Tape::new();
+        let (va, vb) = (
+            tape.var(rand(&a, &mut rng, false)),
+            tape.var(rand(&b, &mut rng, false)),
+        );
+        let loss = va.matmul(&vb).unwrap().sum_all().unwrap();
+        let grads = loss.backward().unwrap();
+        assert_eq!(grads.get(&va).unwrap().dims(), &a);
+        assert_eq!(grads.get(&vb).unwrap().dims(), &b);
+    }
 }
 
 #[test]

@@ -91,16 +91,20 @@ impl Layout {
     /// Keeps `len` elements of `dim` starting at `start` (a view).
     pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<Layout> {
         let size = self.dims()[dim];
-        if start + len > size {
+        if start.checked_add(len).is_none_or(|end| end > size) {
             bail_shape!(
                 "narrow",
                 "range {start}..{} exceeds dim {dim} of {:?}",
-                start + len,
+                start as u128 + len as u128,
                 self.shape
             );
         }
         let mut dims = self.dims().to_vec();
         dims[dim] = len;
+        if len == 0 {
+            // An empty view reads nothing: no offset that could point past the storage.
+            return Ok(Layout::contiguous(dims));
+        }
         Ok(Layout {
             shape: Shape::new(dims),
             strides: self.strides.clone(),
@@ -150,7 +154,11 @@ impl Layout {
     /// splitting and merging heads of a strided `[B, N, 3, H, d]` view, never copies, while
     /// flattening a transposed matrix does.
     pub fn reshape(&self, shape: &Shape) -> Option<Layout> {
-        if self.is_contiguous() || shape.numel() == 0 {
+        if shape.numel() == 0 {
+            // No elements: the offset (which may lie past the end of an empty view) is moot.
+            return Some(Layout::contiguous(shape.clone()));
+        }
+        if self.is_contiguous() {
             return Some(Layout {
                 shape: shape.clone(),
                 strides: shape.contiguous_strides(),

@@ -384,6 +384,15 @@ fn views_share_storage_and_copy_only_when_needed() {
         x.unsqueeze(0).unwrap().squeeze(0).unwrap().dims(),
         &[2, 3, 4]
     );
+    // Empty views and products: no offset past the storage, no division by a zero batch.
+    let empty = x.narrow(2, 4, 0).unwrap().narrow(0, 2, 0).unwrap();
+    assert!(vals(&empty.reshape([0]).unwrap().exp().unwrap()).is_empty());
+    assert!(x.narrow(1, usize::MAX, 2).is_err());
+    let (a, b) = (
+        Tensor::zeros([0, 2, 3], DType::F32, CPU).unwrap(),
+        Tensor::zeros([1, 3, 4], DType::F32, CPU).unwrap(),
+    );
+    assert_eq!(a.matmul(&b).unwrap().dims(), &[0, 2, 4]);
 }
 
 #[test]

@@ -34,6 +34,13 @@ impl Var {
         let (x, cond) = (self.value(), shift.shape().clone());
         let g = per_sequence("layer_norm_modulate", x.shape(), &[&cond, scale.shape()])?;
         let d = cond.dims()[2];
+        if weight.shape().dims() != [d] {
+            bail_shape!(
+                "layer_norm_modulate",
+                "weight {:?} must be [D] = [{d}]",
+                weight.shape()
+            );
+        }
         let w = weight.value().reshape([1, d])?;
         let one_plus_scale = scale.value().reshape([g, d])?.affine(1.0, 1.0)?; // [G, D]
         let mul = one_plus_scale.mul(&w)?;

@@ -46,7 +46,7 @@ fn matmul_backward(
         .transpose()?;
     let db = if !need.1 {
         None
-    } else if b.rank() == 2 && a.rank() > 2 {
+    } else if b.rank() == 2 && a.rank() > 2 && a.numel() > 0 && dy.numel() > 0 {
         // A shared right operand: fold the batch into rows, one GEMM instead of a batch
         // of GEMMs and a sum. aᵀ [K, B·M] · dy [B·M, N].
         let k = a.dims()[a.rank() - 1];

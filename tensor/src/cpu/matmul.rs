@@ -31,7 +31,7 @@ pub fn batched_matmul<T: Float>(
         Some((c, lc)) => copy_strided(c, lc),
         None => vec![T::ZERO; batch * m * n],
     };
-    if m * n == 0 {
+    if batch * m * n == 0 {
         return out;
     }
     let offsets = |l: &Layout, mut bi: usize| -> usize {
