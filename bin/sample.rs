@@ -37,7 +37,8 @@ const DEFAULT_CHECKPOINT: &str = "runs/pgm-default/checkpoint";
         warm-up, as in the paper (which uses 2 warm-up and 20 timed batches of 32 at 128 steps \
         on a fresh model; our defaults are 1 and 3, for a CPU). The decoded samples of the last \
         batch go to stdout (or --output), then the report table (or, with --json, only the \
-        report as JSON); progress goes to stderr."
+        report as JSON); progress goes to stderr. Under --compare or --sweep-steps the samples \
+        of every run go to --output (named in their headers), none to stdout."
 )]
 struct Args {
     /// A checkpoint directory (config.json + model.safetensors). Default: the default training
@@ -86,7 +87,8 @@ struct Args {
     /// The weights' and activations' dtype: f32, or bf16 (GPU only; weights rounded once).
     #[arg(long, value_enum, default_value = "f32")]
     dtype: Precision,
-    /// Write the decoded samples to this file instead of stdout.
+    /// Write the decoded samples to this file instead of stdout (of every run, under --compare
+    /// or --sweep-steps).
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Print the report as JSON (and no samples on stdout).
@@ -172,22 +174,27 @@ fn run(args: Args) -> Result<(), Error> {
     };
     let models = load_models(&args, sampler)?;
     let mut reports: Vec<Report> = Vec::new();
-    let mut texts = Vec::new();
+    let mut texts = Vec::new(); // (the run, its decoded samples)
     for &steps in &steps_list {
         for (loaded, kind) in &models {
             let (report, samples) = time_sampler(&args, loaded, *kind, order, steps)?;
+            texts.push((
+                format!("{} {} {steps} steps", report.model, report.sampler),
+                samples,
+            ));
             reports.push(report);
-            texts = samples;
         }
     }
     let ratios = ratios(&reports, &models);
+    // The samples go to --output whenever it is given; to stdout only for a single run
+    // without --json (stdout then holds the report alone).
+    if args.output.is_some() || (texts.len() == 1 && !args.json) {
+        write_samples(&args, &texts)?;
+    }
     if args.json {
         let json = serde_json::json!({ "runs": reports, "ratios": ratios });
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
-        if models.len() == 1 && steps_list.len() == 1 {
-            write_samples(&args, &texts)?;
-        }
         print_table(&reports, &ratios);
     }
     if !args.sweep_steps.is_empty() {
@@ -437,10 +444,19 @@ fn ratios(reports: &[Report], models: &[(Loaded, SamplerKind)]) -> Vec<Ratio> {
         .collect()
 }
 
-fn write_samples(args: &Args, texts: &[String]) -> Result<(), Error> {
+/// The decoded samples of each run, to --output or stdout; a run is named in the headers
+/// when there are several.
+fn write_samples(args: &Args, runs: &[(String, Vec<String>)]) -> Result<(), Error> {
     let mut out = String::new();
-    for (i, t) in texts.iter().enumerate() {
-        out.push_str(&format!("=== sample {i} ===\n{t}\n"));
+    for (run, texts) in runs {
+        let run = if runs.len() > 1 {
+            format!("{run}, ")
+        } else {
+            String::new()
+        };
+        for (i, t) in texts.iter().enumerate() {
+            out.push_str(&format!("=== {run}sample {i} ===\n{t}\n"));
+        }
     }
     match &args.output {
         Some(path) => {

@@ -5,7 +5,8 @@
 //! prints where the validation loss started, where it ended, and the floor a perfect model
 //! would reach. `--help` lists every option.
 
-use clap::{Parser, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use cli::metrics::{MetricsLog, Record};
 use cli::plot::{Plot, Series};
 use cli::Precision;
@@ -113,7 +114,24 @@ struct Args {
     /// Print every preset with its size and parameter count, then exit.
     #[arg(long)]
     list_presets: bool,
+    /// The flags of [`SAVED_WITH_THE_RUN`] given on the command line.
+    #[arg(skip)]
+    given_run_settings: Vec<&'static str>,
 }
+
+/// Settings a checkpoint keeps (the optimiser's and the model's): `--resume` continues with
+/// them, so giving one of these flags with it is an error rather than silently ignored.
+const SAVED_WITH_THE_RUN: [&str; 9] = [
+    "lr",
+    "warmup",
+    "schedule",
+    "min_lr_ratio",
+    "weight_decay",
+    "grad_clip",
+    "ema_decay",
+    "dropout",
+    "seed",
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Kind {
@@ -123,7 +141,13 @@ enum Kind {
 
 fn main() -> ExitCode {
     cli::alloc::keep_freed_buffers();
-    cli::report(run(Args::parse()))
+    let matches = Args::command().get_matches();
+    let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    args.given_run_settings = SAVED_WITH_THE_RUN
+        .into_iter()
+        .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+        .collect();
+    cli::report(run(args))
 }
 
 /// Everything the data side of a run needs, and what a checkpoint stores of it.
@@ -169,6 +193,15 @@ fn run(args: Args) -> Result<(), Error> {
             .into());
         }
         let (trainer, extra) = Trainer::resume(&ckpt, args.device)?;
+        if trainer.model.config().model != kind {
+            return Err(format!(
+                "--model {:?} but {} holds a {:?}",
+                args.model,
+                ckpt.display(),
+                trainer.model.config().model
+            )
+            .into());
+        }
         let state: OrderState = serde_json::from_value(extra["order"].clone())
             .map_err(|e| format!("{}: data order: {e}", ckpt.display()))?;
         let data = open_data(&args, &out, trainer.model.config(), Some(state))?;
@@ -252,6 +285,11 @@ fn run(args: Args) -> Result<(), Error> {
     let bar = progress_bar(&args, trainer.step_count(), log_lines);
     let mut last_val = first_val.1;
     let mut window_start = (Instant::now(), trainer.step_count());
+    let save = |trainer: &Trainer, data: &DataSide| -> Result<(), Error> {
+        let extra = serde_json::json!({ "order": data.order.state(), "tokenizer": data.tokenizer });
+        Ok(trainer.save(&ckpt, extra)?)
+    };
+    let trained = trainer.step_count() < args.steps;
     while trainer.step_count() < args.steps {
         let micro: Vec<Tensor> = (0..args.grad_accum)
             .map(|_| {
@@ -303,10 +341,11 @@ fn run(args: Args) -> Result<(), Error> {
             window_start = (Instant::now(), step);
         }
         if step % args.save_every == 0 || step == args.steps {
-            let extra =
-                serde_json::json!({ "order": data.order.state(), "tokenizer": data.tokenizer });
-            trainer.save(&ckpt, extra)?;
+            save(&trainer, &data)?;
         }
+    }
+    if !trained {
+        save(&trainer, &data)?; // --steps at or below the start: the checkpoint still exists
     }
     bar.finish_and_clear();
     write_plot(&out.join("loss.png"), &records, &cfg, first_val, data.floor)?;
@@ -373,8 +412,28 @@ fn check_args(args: &Args) -> Result<(), Error> {
     if !(0.0..1.0).contains(&args.ema_decay) || !(0.0..0.5).contains(&args.val_fraction) {
         return bad("--ema-decay must be in [0, 1) and --val-fraction in [0, 0.5)");
     }
+    if args.grad_clip.is_nan() || args.grad_clip <= 0.0 {
+        return bad("--grad-clip must be positive (inf: no clipping)");
+    }
+    let decay_ok = args.weight_decay >= 0.0 && args.weight_decay.is_finite();
+    if !(0.0..=1.0).contains(&args.min_lr_ratio) || !decay_ok {
+        return bad("--min-lr-ratio must be in [0, 1] and --weight-decay at least 0");
+    }
+    if args.dropout.is_some_and(|p| !(0.0..1.0).contains(&p)) {
+        return bad("--dropout must be in [0, 1)");
+    }
     if args.resume && (args.preset.is_some() || args.config.is_some()) {
         return bad("--resume takes the model from the checkpoint: drop --preset / --config");
+    }
+    if args.resume && !args.given_run_settings.is_empty() {
+        let flags: Vec<String> = (args.given_run_settings.iter())
+            .map(|id| format!("--{}", id.replace('_', "-")))
+            .collect();
+        return Err(format!(
+            "--resume continues with the settings saved in the checkpoint: drop {} (or train into another --out)",
+            flags.join(", ")
+        )
+        .into());
     }
     if let Err(e) = args.device.check_available() {
         return bad(&e.to_string());

@@ -123,6 +123,7 @@ fn a_tiny_run_reports_json() {
 
 #[test]
 fn compare_prints_both_and_the_ratio() {
+    let output = std::env::temp_dir().join(format!("pgm-samples-{}.txt", std::process::id()));
     let (code, out, err) = sample(&[
         "--compare",
         "--random-init",
@@ -135,6 +136,8 @@ fn compare_prints_both_and_the_ratio() {
         "--warmup",
         "0",
         "--json",
+        "--output",
+        output.to_str().unwrap(),
         "--plot",
         std::env::temp_dir()
             .join(format!("pgm-sweep-{}.png", std::process::id()))
@@ -145,6 +148,16 @@ fn compare_prints_both_and_the_ratio() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4);
+    // --output holds every run's samples, each run named.
+    let samples = std::fs::read_to_string(&output).unwrap();
+    assert!(
+        samples.contains("=== mdlm ddpm-cache 3 steps, sample 0 ==="),
+        "{samples}"
+    );
+    assert!(
+        samples.contains("=== pgm efficient-uniform 5 steps, sample 0 ==="),
+        "{samples}"
+    );
     assert_eq!(runs[0]["sampler"], "ddpm-cache");
     assert_eq!(runs[1]["sampler"], "efficient-uniform");
     let ratios = v["ratios"].as_array().unwrap();

@@ -140,6 +140,10 @@ fn a_resumed_run_repeats_the_uninterrupted_losses() {
         "--quiet",
         "--resume",
     ];
+    // The optimiser's settings live in the checkpoint: changing one on resume is refused.
+    let o = train(&[&resumed[..], &["--lr", "0.5"]].concat());
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("drop --lr"), "{}", text(&o));
     let o = train(&resumed);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("resumed from"), "{}", text(&o));
@@ -223,6 +227,8 @@ fn bad_data_and_flags_fail_with_a_clear_message() {
     // Flags that cannot go together, and a device that is not there.
     expect_error(run(&["--resume"]), "--resume");
     expect_error(run(&["--ema-decay", "1.5"]), "--ema-decay");
+    expect_error(run(&["--grad-clip", "0"]), "--grad-clip");
+    expect_error(run(&["--min-lr-ratio=-5"]), "--min-lr-ratio");
     expect_error(run(&["--device", "cuda"]), "cuda");
     expect_error(
         run(&["--dtype", "bf16"]),

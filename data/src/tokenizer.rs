@@ -127,6 +127,8 @@ impl Gpt2Tokenizer {
     pub const EOT: u32 = 50256;
     pub const MASK: u32 = 50257;
     pub const VOCAB_SIZE: usize = 50258;
+    /// Text is encoded in pieces of about this many bytes (see [`pieces`]).
+    const PIECE_BYTES: usize = 1 << 16;
 
     /// The shared GPT-2 tokenizer. Error: the embedded rank file fails to load (it cannot, short
     /// of a broken tiktoken-rs build).
@@ -150,7 +152,11 @@ impl Tokenizer for Gpt2Tokenizer {
     }
 
     fn encode(&self, text: &str) -> Vec<u32> {
-        self.bpe.encode_ordinary(text)
+        let pieces = pieces(text, Self::PIECE_BYTES);
+        pieces
+            .iter()
+            .flat_map(|p| self.bpe.encode_ordinary(p))
+            .collect()
     }
 
     fn decode(&self, ids: &[u32]) -> String {
@@ -178,5 +184,51 @@ impl Tokenizer for Gpt2Tokenizer {
     }
     fn mask(&self) -> u32 {
         Self::MASK
+    }
+}
+
+/// `text` in pieces of at least `target` bytes, each cut where a non-whitespace character is
+/// followed by whitespace. GPT-2's pre-tokenizer never joins those two, so the pieces encode
+/// to the tokens of the whole text; only a stretch of 16·`target` bytes with no such point in
+/// it (megabytes of spaces) is cut inside. tiktoken's regex overflows its stack on such runs.
+fn pieces(text: &str, target: usize) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let (mut start, mut cut, mut prev_ws) = (0, 0, true);
+    for (i, c) in text.char_indices() {
+        let ws = c.is_whitespace();
+        if ws && !prev_ws {
+            cut = i;
+        }
+        prev_ws = ws;
+        if i - start >= target && (cut > start || i - start >= 16 * target) {
+            let end = if cut > start { cut } else { i };
+            pieces.push(&text[start..end]);
+            start = end;
+        }
+    }
+    pieces.push(&text[start..]);
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Text cut into small pieces encodes to the tokens of the whole, and a run of spaces far
+    /// longer than a piece (which overflows tiktoken's regex in one piece) encodes and decodes.
+    #[test]
+    fn pieces_encode_as_the_whole() {
+        let gpt2 = Gpt2Tokenizer::new().unwrap();
+        let text = "It's 10:30 — the café's \"new\" menu!\n\n  Spaces   and\ttabs,  don't   \
+                    they'll split?\r\n\u{00a0}non-breaking\u{2003}em space  end  ";
+        let cut = pieces(text, 7);
+        assert!(cut.len() > 5 && cut.concat() == text);
+        let by_piece: Vec<u32> = cut
+            .iter()
+            .flat_map(|p| gpt2.bpe.encode_ordinary(p))
+            .collect();
+        assert_eq!(by_piece, gpt2.bpe.encode_ordinary(text));
+        let long = format!("a{}b", " ".repeat(1_500_000));
+        assert_eq!(gpt2.decode(&gpt2.encode(&long)), long);
     }
 }

@@ -201,6 +201,9 @@ impl ModelConfig {
     /// Fails with a sentence for an inconsistent configuration.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::msg("config", m));
+        if self.hidden_size == 0 || self.cond_dim == 0 || self.mlp_ratio == 0 {
+            return bad("hidden_size, cond_dim and mlp_ratio must be at least 1".into());
+        }
         if self.n_heads == 0 || !self.hidden_size.is_multiple_of(self.n_heads) {
             return bad(format!(
                 "hidden_size {} is not divisible by n_heads {}",
@@ -244,5 +247,46 @@ impl ModelConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::msg("config", format!("{}: {e}", path.display())))?;
         Self::from_json(&text).map_err(|e| Error::msg("config", format!("{}: {e}", path.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every preset is valid; a zero size or a PGM without decoder blocks is an error that
+    /// names the field.
+    #[test]
+    fn presets_validate_and_bad_sizes_are_refused() {
+        for name in PRESETS {
+            ModelConfig::preset(name).unwrap().validate().unwrap();
+        }
+        let base = ModelConfig::preset("pgm-tiny").unwrap();
+        for (field, cfg) in [
+            (
+                "mlp_ratio",
+                ModelConfig {
+                    mlp_ratio: 0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "cond_dim",
+                ModelConfig {
+                    cond_dim: 0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "decoder",
+                ModelConfig {
+                    n_decoder_blocks: 0,
+                    ..base.clone()
+                },
+            ),
+        ] {
+            let e = cfg.validate().unwrap_err().to_string();
+            assert!(e.contains(field), "{field}: {e}");
+        }
     }
 }

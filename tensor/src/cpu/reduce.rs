@@ -112,7 +112,8 @@ pub fn softmax_rows_backward<T: Float>(y: &[T], dy: &[T], cols: usize, log: bool
         if log {
             let s: T = dy.iter().copied().sum();
             for i in 0..o.len() {
-                // exp(−∞) = 0 keeps fully masked rows at zero gradient.
+                // A −∞ entry (exp = 0) passes dy through; the masked fill that made it −∞
+                // stops the gradient there.
                 o[i] = dy[i] - y[i].exp() * s;
             }
         } else {
