@@ -32,9 +32,13 @@ impl Var {
             Ok(vec![Some(dy.permute(&inverse)?)])
         })
     }
-    /// Keeps `len` entries of `dim` from `start`; the gradient is dy padded with zeros.
+    /// Keeps `len` entries of `dim` from `start`; the gradient is dy padded with zeros. The
+    /// whole dim is `self` itself (no copy of the gradient).
     pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Result<Var> {
         let y = self.value().narrow(dim, start, len)?;
+        if y.shape() == self.shape() {
+            return Ok(self.clone());
+        }
         let x = self.value().clone();
         Var::record("narrow", &[self], y, move |dy| {
             let d = x.dim("narrow", dim)?;
