@@ -363,7 +363,9 @@ fn views() {
         v[0].permute(&[1, 2, 0])?.reshape([24])
     });
     check("narrow", &[x.clone()], |v| v[0].narrow(2, 1, 2));
-    check("narrow whole dim", &[x.clone()], |v| v[0].narrow(0, 0, x.dims()[0])?.sqr());
+    check("narrow whole dim", &[x.clone()], |v| {
+        v[0].narrow(0, 0, x.dims()[0])?.sqr()
+    });
     check("broadcast_as", &[rand(&[3, 1], &mut rng, false)], |v| {
         v[0].broadcast_as([2, 3, 4])
     });
