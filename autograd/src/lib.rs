@@ -26,6 +26,7 @@
 //! # Ok::<(), tensor::Error>(())
 //! ```
 
+mod grad;
 pub mod gradcheck;
 mod ops;
 mod tape;

@@ -1,12 +1,13 @@
 //! The tape: record, reverse, accumulate. Op rules live in `ops/`; this file is the engine.
 
+use crate::grad::{Grad, Pending};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use tensor::{Error, Result, Tensor};
 
 /// Given the gradient of an op's output, the gradients of its inputs (None: no gradient).
-pub(crate) type BackwardFn = Box<dyn FnOnce(&Tensor) -> Result<Vec<Option<Tensor>>>>;
+pub(crate) type BackwardFn = Box<dyn FnOnce(&Tensor) -> Result<Vec<Option<Grad>>>>;
 
 struct Node {
     op: &'static str,
@@ -103,6 +104,21 @@ impl Var {
         value: Tensor,
         backward: impl FnOnce(&Tensor) -> Result<Vec<Option<Tensor>>> + 'static,
     ) -> Result<Var> {
+        Var::record_grads(op, inputs, value, move |dy| {
+            Ok(backward(dy)?
+                .into_iter()
+                .map(|g| g.map(Grad::Dense))
+                .collect())
+        })
+    }
+
+    /// [`Var::record`] for a rule that may return [`Grad::Slice`]s (`narrow`).
+    pub(crate) fn record_grads(
+        op: &'static str,
+        inputs: &[&Var],
+        value: Tensor,
+        backward: impl FnOnce(&Tensor) -> Result<Vec<Option<Grad>>> + 'static,
+    ) -> Result<Var> {
         let Some(tape) = inputs
             .iter()
             .find_map(|v| v.node.as_ref().map(|(t, _)| t.clone()))
@@ -148,13 +164,14 @@ impl Var {
                 self.value.shape()
             );
         }
-        let mut grads: Vec<Option<Tensor>> = vec![None; root + 1];
-        grads[*root] = Some(self.value.ones_like()?);
+        let mut grads: Vec<Option<Pending>> = (0..=*root).map(|_| None).collect();
+        grads[*root] = Some(Pending::Dense(self.value.ones_like()?));
         let mut leaves = HashMap::new();
         for id in (0..=*root).rev() {
-            let Some(grad) = grads[id].take() else {
+            let Some(pending) = grads[id].take() else {
                 continue;
             };
+            let grad = pending.into_tensor()?;
             // Take the rule out before running it, so the tape is not borrowed meanwhile.
             let (op, parents, rule) = {
                 let mut nodes = tape.0.borrow_mut();
@@ -174,8 +191,8 @@ impl Var {
                     continue;
                 };
                 grads[p] = Some(match grads[p].take() {
-                    Some(acc) => acc.add(&g)?,
-                    None => g,
+                    Some(acc) => acc.add(g)?,
+                    None => Pending::new(g),
                 });
             }
         }

@@ -366,6 +366,18 @@ fn views() {
     check("narrow whole dim", &[x.clone()], |v| {
         v[0].narrow(0, 0, x.dims()[0])?.sqr()
     });
+    // Slices of one input gather into its gradient: disjoint parts with a gap (as q, k, v of a
+    // packed projection, one unused), overlapping parts, and the input also used whole.
+    check("narrow parts", &[x.clone()], |v| {
+        let (a, b) = (v[0].narrow(2, 0, 1)?, v[0].narrow(2, 2, 2)?);
+        a.sqr()?.sum(2, true)?.mul(&b.sum(2, true)?)
+    });
+    check("narrow overlapping", &[x.clone()], |v| {
+        v[0].narrow(1, 0, 2)?.sqr()?.add(&v[0].narrow(1, 1, 2)?)
+    });
+    check("narrow and whole", &[x.clone()], |v| {
+        v[0].narrow(2, 1, 3)?.sum(2, true)?.mul(&v[0])
+    });
     check("broadcast_as", &[rand(&[3, 1], &mut rng, false)], |v| {
         v[0].broadcast_as([2, 3, 4])
     });

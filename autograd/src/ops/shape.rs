@@ -1,7 +1,8 @@
 //! Views and their backward rules: a view's gradient is dy put back in the input's shape.
 
+use crate::grad::Grad;
 use crate::Var;
-use tensor::{Result, Shape, Tensor};
+use tensor::{Result, Shape};
 
 impl Var {
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Var> {
@@ -32,23 +33,22 @@ impl Var {
             Ok(vec![Some(dy.permute(&inverse)?)])
         })
     }
-    /// Keeps `len` entries of `dim` from `start`; the gradient is dy padded with zeros. The
-    /// whole dim is `self` itself (no copy of the gradient).
+    /// Keeps `len` entries of `dim` from `start`; the gradient is dy in that slice, zeros
+    /// elsewhere (a [`Grad::Slice`]: slices of one input are put together in one pass). The
+    /// whole dim is `self` itself.
     pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Result<Var> {
         let y = self.value().narrow(dim, start, len)?;
         if y.shape() == self.shape() {
             return Ok(self.clone());
         }
-        let x = self.value().clone();
-        Var::record("narrow", &[self], y, move |dy| {
-            let d = x.dim("narrow", dim)?;
-            let zeros = |n: usize| {
-                let mut dims = x.dims().to_vec();
-                dims[d] = n;
-                Tensor::zeros(dims, dy.dtype(), dy.device())
-            };
-            let (before, after) = (zeros(start)?, zeros(x.dims()[d] - start - len)?);
-            Ok(vec![Some(Tensor::cat(&[&before, dy, &after], dim)?)])
+        let (full, dim) = (self.shape().clone(), self.value().dim("narrow", dim)?);
+        Var::record_grads("narrow", &[self], y, move |dy| {
+            Ok(vec![Some(Grad::Slice {
+                dim,
+                start,
+                value: dy.clone(),
+                full,
+            })])
         })
     }
     /// Repeats size-1 and missing leading dims; the gradient sums them back.
