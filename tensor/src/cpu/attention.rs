@@ -31,9 +31,11 @@
 //! and dP in L2.
 
 use super::gemm::{gemm, MatRef};
+use super::rows::filled_rows;
 use super::Float;
 use crate::Layout;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// The group id of padding tokens: a pad never attends and is never attended to.
 pub const PAD_GROUP: u8 = 255;
@@ -357,19 +359,20 @@ fn interleave_heads<T: Float>(
     heads: usize,
     d: usize,
 ) -> Vec<T> {
-    let mut out = vec![T::ZERO; batch * n * heads * d];
-    if out.is_empty() {
-        return out;
+    if batch * n * heads * d == 0 {
+        return Vec::new();
     }
-    out.par_chunks_mut(heads * d)
-        .enumerate()
-        .for_each(|(r, row)| {
-            let (b, i) = (r / n, r % n);
-            for (h, dst) in row.chunks_mut(d).enumerate() {
-                dst.copy_from_slice(&parts[b * heads + h][i * d..(i + 1) * d]);
-            }
-        });
-    out
+    let row = |r: usize, row: &mut [MaybeUninit<T>]| {
+        let (b, i) = (r / n, r % n);
+        for (h, dst) in row.chunks_mut(d).enumerate() {
+            let src = &parts[b * heads + h][i * d..(i + 1) * d];
+            dst.iter_mut().zip(src).for_each(|(o, &x)| {
+                o.write(x);
+            });
+        }
+    };
+    // SAFETY: `row` writes its heads·d slots: heads chunks of d, each from a d-long source.
+    unsafe { filled_rows(batch * n, heads * d, row) }.0
 }
 
 /// The forward pass. q [B, Nq, H, d], k and v [B, Nk, H, d] with any strides (their layouts);

@@ -15,6 +15,7 @@ pub mod norm;
 pub mod reduce;
 pub mod residual;
 pub mod rope;
+mod rows;
 pub mod sample;
 
 use crate::{DType, WithDType};

@@ -9,8 +9,9 @@
 //! and add = shift per sequence. The forward also returns mean and rstd [rows].
 
 use super::group_sums::rows_with_group_sums;
-use super::{Float, PARALLEL_MIN_ELEMS};
-use rayon::prelude::*;
+use super::rows::filled_rows;
+use super::Float;
+use std::mem::MaybeUninit;
 
 /// Returns (y [rows, cols], mean [rows], rstd [rows]). `mul` and `add` are [groups, cols] with
 /// `groups` dividing rows.
@@ -23,36 +24,20 @@ pub fn norm_affine<T: Float>(
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
     let rows = x.len().checked_div(cols).unwrap_or(0);
     let per_group = rows.checked_div(mul.len() / cols.max(1)).unwrap_or(0);
-    let mut y = vec![T::ZERO; x.len()];
-    let mut stats = vec![(T::ZERO, T::ZERO); rows];
     let n = T::from_f64(cols as f64);
-    type Row<'a, T> = (usize, ((&'a mut [T], &'a mut (T, T)), &'a [T]));
-    let work = |(r, ((y, st), x)): Row<T>| {
-        let g = r / per_group;
+    let row = |r: usize, y: &mut [MaybeUninit<T>]| {
+        let (g, x) = (r / per_group, &x[r * cols..][..cols]);
         let (mul, add) = (&mul[g * cols..][..cols], &add[g * cols..][..cols]);
         let mean = sum_of(x, |v| v) / n;
         let var = sum_of(x, |v| (v - mean) * (v - mean)) / n;
         let rstd = T::ONE / (var + T::from_f64(eps)).sqrt();
         for (((y, &x), &m), &a) in y.iter_mut().zip(x).zip(mul).zip(add) {
-            *y = (x - mean) * rstd * m + a;
+            y.write((x - mean) * rstd * m + a);
         }
-        *st = (mean, rstd);
+        (mean, rstd)
     };
-    if cols > 0 {
-        if x.len() >= PARALLEL_MIN_ELEMS {
-            y.par_chunks_mut(cols)
-                .zip(stats.par_iter_mut())
-                .zip(x.par_chunks(cols))
-                .enumerate()
-                .for_each(work);
-        } else {
-            y.chunks_mut(cols)
-                .zip(stats.iter_mut())
-                .zip(x.chunks(cols))
-                .enumerate()
-                .for_each(work);
-        }
-    }
+    // SAFETY: `row` writes all cols slots of its row (the zip runs over cols elements).
+    let (y, stats) = unsafe { filled_rows(rows, cols, row) };
     let (mean, rstd) = stats.into_iter().unzip();
     (y, mean, rstd)
 }

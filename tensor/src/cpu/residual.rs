@@ -6,9 +6,10 @@
 //! one); gate: [G, cols].
 
 use super::group_sums::rows_with_group_sums;
+use super::rows::filled_rows;
 use super::sample::{mask, DropoutNoise};
-use super::{Float, PARALLEL_MIN_ELEMS};
-use rayon::prelude::*;
+use super::Float;
+use std::mem::MaybeUninit;
 
 /// y = h + gate[group] ⊙ dropout(branch).
 pub fn gated_residual<T: Float>(
@@ -18,25 +19,21 @@ pub fn gated_residual<T: Float>(
     cols: usize,
     dropout: Option<DropoutNoise>,
 ) -> Vec<T> {
-    let mut y = vec![T::ZERO; h.len()];
     if cols == 0 || h.is_empty() {
-        return y;
+        return vec![T::ZERO; h.len()];
     }
-    let per_group = (h.len() / cols) / (gate.len() / cols);
+    let rows = h.len() / cols;
+    let per_group = rows / (gate.len() / cols);
     let mask = mask::<T>(dropout);
-    let row = |(r, y): (usize, &mut [T])| {
+    let row = |r: usize, y: &mut [MaybeUninit<T>]| {
         let gate = &gate[(r / per_group) * cols..][..cols];
-        for j in 0..cols {
+        for (j, y) in y.iter_mut().enumerate() {
             let i = r * cols + j;
-            y[j] = h[i] + gate[j] * branch[i] * mask(i);
+            y.write(h[i] + gate[j] * branch[i] * mask(i));
         }
     };
-    if h.len() >= PARALLEL_MIN_ELEMS {
-        y.par_chunks_mut(cols).enumerate().for_each(row);
-    } else {
-        y.chunks_mut(cols).enumerate().for_each(row);
-    }
-    y
+    // SAFETY: `row` writes each of the cols slots of its row.
+    unsafe { filled_rows(rows, cols, row) }.0
 }
 
 /// (d branch [rows, cols], d gate [G, cols]) from dy; d h is dy itself.
