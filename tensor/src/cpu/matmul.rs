@@ -2,10 +2,11 @@
 //! Operands may be any strided view (a transposed operand is swapped strides, never a copy).
 
 use super::elementwise::copy_strided;
-use super::gemm::{gemm, MatRef};
+use super::gemm::{gemm, gemm_uninit, MatRef};
 use super::Float;
 use crate::Layout;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// out [batch.., m, n] = a [batch.., m, k] · b [batch.., k, n] (+ start), where `la` and `lb`
 /// have the same batch dims (already broadcast; a broadcast batch dim has stride 0) and
@@ -26,12 +27,13 @@ pub fn batched_matmul<T: Float>(
     );
     let batch_dims = &la.dims()[..rank - 2];
     let batch: usize = batch_dims.iter().product();
+    let total = batch * m * n;
     let accumulate = start.is_some();
     let mut out = match start {
         Some((c, lc)) => copy_strided(c, lc),
-        None => vec![T::ZERO; batch * m * n],
+        None => Vec::with_capacity(total), // written by the GEMMs, no zero fill first
     };
-    if batch * m * n == 0 {
+    if total == 0 {
         return out;
     }
     let offsets = |l: &Layout, mut bi: usize| -> usize {
@@ -46,9 +48,9 @@ pub fn batched_matmul<T: Float>(
     // (offset, row stride, column stride) of batch entry `bi` of an operand.
     let mat =
         |l: &Layout, bi: usize| (offsets(l, bi), l.strides()[rank - 2], l.strides()[rank - 1]);
-    let one = |(bi, c): (usize, &mut [T])| {
-        let (oa, rsa, csa) = mat(la, bi);
-        let (ob, rsb, csb) = mat(lb, bi);
+    // Batch entry bi of each operand.
+    let operands = |bi: usize| {
+        let ((oa, rsa, csa), (ob, rsb, csb)) = (mat(la, bi), mat(lb, bi));
         let a = MatRef {
             data: &a[oa..],
             row_stride: rsa,
@@ -59,12 +61,31 @@ pub fn batched_matmul<T: Float>(
             row_stride: rsb,
             col_stride: csb,
         };
-        gemm(m, n, k, a, b, c, n, accumulate);
+        (a, b)
     };
-    if batch > 1 {
-        out.par_chunks_mut(m * n).enumerate().for_each(one);
+    if accumulate {
+        let one = |(bi, c): (usize, &mut [T])| {
+            let (a, b) = operands(bi);
+            gemm(m, n, k, a, b, c, n, true);
+        };
+        if batch > 1 {
+            out.par_chunks_mut(m * n).enumerate().for_each(one);
+        } else {
+            one((0, &mut out));
+        }
     } else {
-        one((0, &mut out));
+        let one = |(bi, c): (usize, &mut [MaybeUninit<T>])| {
+            let (a, b) = operands(bi);
+            gemm_uninit(m, n, k, a, b, c, n);
+        };
+        let slots = &mut out.spare_capacity_mut()[..total];
+        if batch > 1 {
+            slots.par_chunks_mut(m * n).enumerate().for_each(one);
+        } else {
+            one((0, slots));
+        }
+        // SAFETY: each of the `batch` chunks of m·n slots was written whole by `gemm_uninit`.
+        unsafe { out.set_len(total) };
     }
     out
 }

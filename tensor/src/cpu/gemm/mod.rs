@@ -64,6 +64,7 @@ mod pack_avx512;
 #[cfg(test)]
 mod tests;
 
+use std::mem::MaybeUninit;
 use std::ops::{Add, Mul};
 
 use rayon::prelude::*;
@@ -168,7 +169,50 @@ pub fn gemm<T: GemmScalar>(
         1
     };
     let kernel = T::kernel(KernelKind::best()).expect("the best kernel kind always exists");
-    gemm_with(&kernel, threads, m, n, k, a, b, c, c_row_stride, accumulate);
+    gemm_with(
+        &kernel,
+        threads,
+        m,
+        n,
+        k,
+        a,
+        b,
+        as_uninit(c),
+        c_row_stride,
+        accumulate,
+    );
+}
+
+/// [`gemm`] with `accumulate` false into memory that need not be initialised: every element of
+/// the `m × n` view of C is written (zeros when `k == 0`), none is read.
+///
+/// # Panics
+/// As [`gemm`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_uninit<T: GemmScalar>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: &mut [MaybeUninit<T>],
+    c_row_stride: usize,
+) {
+    let threads = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_MNK {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let kernel = T::kernel(KernelKind::best()).expect("the best kernel kind always exists");
+    gemm_with(&kernel, threads, m, n, k, a, b, c, c_row_stride, false);
+}
+
+/// `c` seen as possibly uninitialised memory, for [`gemm_with`], which writes only values of T
+/// into it (so it stays initialised).
+fn as_uninit<T>(c: &mut [T]) -> &mut [MaybeUninit<T>] {
+    // SAFETY: MaybeUninit<T> has T's layout, and no uninitialised value is ever written
+    // through the result.
+    unsafe { &mut *(c as *mut [T] as *mut [MaybeUninit<T>]) }
 }
 
 /// Number of elements an `rows × cols` view with these strides spans (0 for an empty view),
@@ -184,7 +228,8 @@ fn span(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Optio
 }
 
 /// [`gemm`] with an explicit kernel and thread count (tests use it to exercise every kernel and
-/// the parallel split on small shapes).
+/// the parallel split on small shapes). C is read only when `accumulate`, so it may be
+/// uninitialised otherwise.
 ///
 /// A `Kernel` can only be obtained from `Sealed::kernel`, which refuses kinds the running CPU
 /// cannot execute, so any `kern` is safe to run here.
@@ -200,7 +245,7 @@ pub(crate) fn gemm_with<T: GemmScalar>(
     k: usize,
     a: MatRef<T>,
     b: MatRef<T>,
-    c: &mut [T],
+    c: &mut [MaybeUninit<T>],
     c_row_stride: usize,
     accumulate: bool,
 ) {
@@ -232,7 +277,9 @@ pub(crate) fn gemm_with<T: GemmScalar>(
     if k == 0 {
         if !accumulate {
             for row in c.chunks_mut(c_row_stride.max(n)).take(m) {
-                row[..n].fill(T::GEMM_ZERO);
+                row[..n].iter_mut().for_each(|x| {
+                    x.write(T::GEMM_ZERO);
+                });
             }
         }
         return;
@@ -263,7 +310,7 @@ pub(crate) fn gemm_with<T: GemmScalar>(
         b: b.data.as_ptr(),
         rsb: b.row_stride,
         csb: b.col_stride,
-        c: c.as_mut_ptr(),
+        c: c.as_mut_ptr().cast::<T>(),
         rsc: c_row_stride,
         accumulate,
     };

@@ -147,7 +147,18 @@ fn check<T: TestFloat>(kind: KernelKind, threads: usize, case: Case) {
         row_stride: rsb,
         col_stride: csb,
     };
-    gemm_with(&kern, threads, m, n, k, a, b, &mut c, ldc, accumulate);
+    gemm_with(
+        &kern,
+        threads,
+        m,
+        n,
+        k,
+        a,
+        b,
+        as_uninit(&mut c),
+        ldc,
+        accumulate,
+    );
 
     for i in 0..m {
         for j in 0..n {
@@ -294,6 +305,26 @@ fn k_zero_zeroes_or_keeps_c() {
     }
 }
 
+/// `gemm_uninit` writes every element of C and reads none: over NaN-filled memory it gives
+/// what `gemm` gives over zeros, for a product large enough to split over threads and for
+/// K = 0 (zeros).
+#[test]
+fn gemm_uninit_overwrites_all_of_c() {
+    let mut rng = crate::Rng::seed(3);
+    for (m, n, k) in [(150, 140, 130), (7, 5, 0)] {
+        let a: Vec<f32> = (0..m * k).map(|_| rng.uniform() as f32 - 0.5).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| rng.uniform() as f32 - 0.5).collect();
+        let (ra, rb) = (MatRef::row_major(&a, k), MatRef::row_major(&b, n));
+        let mut want = vec![0.0f32; m * n];
+        gemm(m, n, k, ra, rb, &mut want, n, false);
+        let mut got = vec![MaybeUninit::new(f32::NAN); m * n];
+        gemm_uninit(m, n, k, ra, rb, &mut got, n);
+        // SAFETY: every element was initialised (with NaN) before the call.
+        let got: Vec<f32> = got.iter().map(|x| unsafe { x.assume_init() }).collect();
+        assert_eq!(got, want, "{m}×{n}×{k}");
+    }
+}
+
 #[test]
 fn empty_m_or_n_is_a_no_op() {
     static A: [f32; 4] = [1.0; 4];
@@ -335,7 +366,7 @@ fn public_gemm_large_enough_to_go_parallel() {
     let mut slow = vec![0.0f32; m * n];
     gemm(m, n, k, ra, rb, &mut fast, n, false);
     let generic = f32::kernel(KernelKind::Generic).unwrap();
-    gemm_with(&generic, 1, m, n, k, ra, rb, &mut slow, n, false);
+    gemm_with(&generic, 1, m, n, k, ra, rb, as_uninit(&mut slow), n, false);
     for (x, y) in fast.iter().zip(&slow) {
         assert!(
             (x - y).abs() <= 2.0 * k as f32 * f32::EPSILON * k as f32,
