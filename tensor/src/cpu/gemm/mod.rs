@@ -163,24 +163,7 @@ pub fn gemm<T: GemmScalar>(
     c_row_stride: usize,
     accumulate: bool,
 ) {
-    let threads = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_MNK {
-        rayon::current_num_threads()
-    } else {
-        1
-    };
-    let kernel = T::kernel(KernelKind::best()).expect("the best kernel kind always exists");
-    gemm_with(
-        &kernel,
-        threads,
-        m,
-        n,
-        k,
-        a,
-        b,
-        as_uninit(c),
-        c_row_stride,
-        accumulate,
-    );
+    gemm_best(m, n, k, a, b, as_uninit(c), c_row_stride, accumulate);
 }
 
 /// [`gemm`] with `accumulate` false into memory that need not be initialised: every element of
@@ -198,13 +181,28 @@ pub fn gemm_uninit<T: GemmScalar>(
     c: &mut [MaybeUninit<T>],
     c_row_stride: usize,
 ) {
+    gemm_best(m, n, k, a, b, c, c_row_stride, false);
+}
+
+/// [`gemm_with`] the best kernel for this CPU, on every rayon thread when the product is large.
+#[allow(clippy::too_many_arguments)]
+fn gemm_best<T: GemmScalar>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: &mut [MaybeUninit<T>],
+    c_row_stride: usize,
+    accumulate: bool,
+) {
     let threads = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_MNK {
         rayon::current_num_threads()
     } else {
         1
     };
     let kernel = T::kernel(KernelKind::best()).expect("the best kernel kind always exists");
-    gemm_with(&kernel, threads, m, n, k, a, b, c, c_row_stride, false);
+    gemm_with(&kernel, threads, m, n, k, a, b, c, c_row_stride, accumulate);
 }
 
 /// `c` seen as possibly uninitialised memory, for [`gemm_with`], which writes only values of T
