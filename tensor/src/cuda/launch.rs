@@ -99,7 +99,7 @@ pub fn elementwise_config(n: u32) -> LaunchConfig {
 
 /// A grid of `(x, y)` blocks of [`BLOCK`] threads, or an error naming `op` when it exceeds
 /// the hardware's limits (2^31 - 1 blocks in x, 65 535 in y).
-fn grid(op: &'static str, x: u32, y: u32) -> Result<LaunchConfig> {
+pub fn grid(op: &'static str, x: u32, y: u32) -> Result<LaunchConfig> {
     if x > i32::MAX as u32 || y > 65_535 {
         return Err(Error::shape(
             op,

@@ -95,11 +95,7 @@ fn reduce_long_rows(
         let mut part = launch::alloc::<f32>(name, &stream, (rows * segments) as usize)?;
         let mut out = launch::alloc(name, &stream, rows as usize)?;
         if rows > 0 {
-            let cfg = cudarc::driver::LaunchConfig {
-                grid_dim: (rows, segments, 1),
-                block_dim: (launch::BLOCK, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let cfg = launch::grid(name, rows, segments)?;
             let mut b = stream.launch_builder(&f_part);
             b.arg(&code).arg(&cols).arg(&seg).arg(v).arg(&mut part);
             // SAFETY: matches `reduce_last_partials_<T>(int, unsigned cols, unsigned seg,
