@@ -163,7 +163,8 @@ pub fn gemm<T: GemmScalar>(
     c_row_stride: usize,
     accumulate: bool,
 ) {
-    gemm_best(m, n, k, a, b, as_uninit(c), c_row_stride, accumulate);
+    // SAFETY: C is an initialised slice of T.
+    unsafe { gemm_best(m, n, k, a, b, as_uninit(c), c_row_stride, accumulate) };
 }
 
 /// [`gemm`] with `accumulate` false into memory that need not be initialised: every element of
@@ -181,12 +182,16 @@ pub fn gemm_uninit<T: GemmScalar>(
     c: &mut [MaybeUninit<T>],
     c_row_stride: usize,
 ) {
-    gemm_best(m, n, k, a, b, c, c_row_stride, false);
+    // SAFETY: without `accumulate` C is never read.
+    unsafe { gemm_best(m, n, k, a, b, c, c_row_stride, false) };
 }
 
 /// [`gemm_with`] the best kernel for this CPU, on every rayon thread when the product is large.
+///
+/// # Safety
+/// As [`gemm_with`].
 #[allow(clippy::too_many_arguments)]
-fn gemm_best<T: GemmScalar>(
+unsafe fn gemm_best<T: GemmScalar>(
     m: usize,
     n: usize,
     k: usize,
@@ -202,7 +207,8 @@ fn gemm_best<T: GemmScalar>(
         1
     };
     let kernel = T::kernel(KernelKind::best()).expect("the best kernel kind always exists");
-    gemm_with(&kernel, threads, m, n, k, a, b, c, c_row_stride, accumulate);
+    // SAFETY: the caller's promise.
+    unsafe { gemm_with(&kernel, threads, m, n, k, a, b, c, c_row_stride, accumulate) };
 }
 
 /// `c` seen as possibly uninitialised memory, for [`gemm_with`], which writes only values of T
@@ -226,16 +232,18 @@ fn span(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Optio
 }
 
 /// [`gemm`] with an explicit kernel and thread count (tests use it to exercise every kernel and
-/// the parallel split on small shapes). C is read only when `accumulate`, so it may be
-/// uninitialised otherwise.
+/// the parallel split on small shapes). C is read only when `accumulate`.
 ///
 /// A `Kernel` can only be obtained from `Sealed::kernel`, which refuses kinds the running CPU
 /// cannot execute, so any `kern` is safe to run here.
 ///
 /// # Panics
 /// As [`gemm`].
+///
+/// # Safety
+/// With `accumulate`, every element of the `m × n` view of C must be initialised.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_with<T: GemmScalar>(
+pub(crate) unsafe fn gemm_with<T: GemmScalar>(
     kern: &Kernel<T>,
     threads: usize,
     m: usize,

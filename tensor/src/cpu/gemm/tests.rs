@@ -147,18 +147,9 @@ fn check<T: TestFloat>(kind: KernelKind, threads: usize, case: Case) {
         row_stride: rsb,
         col_stride: csb,
     };
-    gemm_with(
-        &kern,
-        threads,
-        m,
-        n,
-        k,
-        a,
-        b,
-        as_uninit(&mut c),
-        ldc,
-        accumulate,
-    );
+    let c_all = as_uninit(&mut c);
+    // SAFETY: c is an initialised Vec.
+    unsafe { gemm_with(&kern, threads, m, n, k, a, b, c_all, ldc, accumulate) };
 
     for i in 0..m {
         for j in 0..n {
@@ -366,7 +357,8 @@ fn public_gemm_large_enough_to_go_parallel() {
     let mut slow = vec![0.0f32; m * n];
     gemm(m, n, k, ra, rb, &mut fast, n, false);
     let generic = f32::kernel(KernelKind::Generic).unwrap();
-    gemm_with(&generic, 1, m, n, k, ra, rb, as_uninit(&mut slow), n, false);
+    // SAFETY: slow is an initialised Vec.
+    unsafe { gemm_with(&generic, 1, m, n, k, ra, rb, as_uninit(&mut slow), n, false) };
     for (x, y) in fast.iter().zip(&slow) {
         assert!(
             (x - y).abs() <= 2.0 * k as f32 * f32::EPSILON * k as f32,
