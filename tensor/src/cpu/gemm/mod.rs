@@ -163,8 +163,22 @@ pub fn gemm<T: GemmScalar>(
     c_row_stride: usize,
     accumulate: bool,
 ) {
+    let (kernel, threads) = best_kernel::<T>(m, n, k);
     // SAFETY: C is an initialised slice of T.
-    unsafe { gemm_best(m, n, k, a, b, as_uninit(c), c_row_stride, accumulate) };
+    unsafe {
+        gemm_with(
+            &kernel,
+            threads,
+            m,
+            n,
+            k,
+            a,
+            b,
+            as_uninit(c),
+            c_row_stride,
+            accumulate,
+        )
+    };
 }
 
 /// [`gemm`] with `accumulate` false into memory that need not be initialised: every element of
@@ -182,33 +196,21 @@ pub fn gemm_uninit<T: GemmScalar>(
     c: &mut [MaybeUninit<T>],
     c_row_stride: usize,
 ) {
+    let (kernel, threads) = best_kernel::<T>(m, n, k);
     // SAFETY: without `accumulate` C is never read.
-    unsafe { gemm_best(m, n, k, a, b, c, c_row_stride, false) };
+    unsafe { gemm_with(&kernel, threads, m, n, k, a, b, c, c_row_stride, false) };
 }
 
-/// [`gemm_with`] the best kernel for this CPU, on every rayon thread when the product is large.
-///
-/// # Safety
-/// As [`gemm_with`].
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_best<T: GemmScalar>(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: MatRef<T>,
-    b: MatRef<T>,
-    c: &mut [MaybeUninit<T>],
-    c_row_stride: usize,
-    accumulate: bool,
-) {
+/// The best kernel for this CPU, and the threads an `m × n × k` product runs on: all of rayon's
+/// when it is large enough to pay for them, else one.
+fn best_kernel<T: GemmScalar>(m: usize, n: usize, k: usize) -> (Kernel<T>, usize) {
     let threads = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_MNK {
         rayon::current_num_threads()
     } else {
         1
     };
     let kernel = T::kernel(KernelKind::best()).expect("the best kernel kind always exists");
-    // SAFETY: the caller's promise.
-    unsafe { gemm_with(&kernel, threads, m, n, k, a, b, c, c_row_stride, accumulate) };
+    (kernel, threads)
 }
 
 /// `c` seen as possibly uninitialised memory, for [`gemm_with`], which writes only values of T
