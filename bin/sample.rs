@@ -24,6 +24,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 use tensor::{Device, Rng};
 
+/// Large activation buffers are reused instead of being faulted in afresh by every op.
+#[global_allocator]
+static ALLOC: tensor::cpu::BlockCache = tensor::cpu::BlockCache::new();
+
 type Error = Box<dyn std::error::Error>;
 
 /// Where `cargo run --release --bin train` (no arguments) leaves its model.

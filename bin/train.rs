@@ -21,6 +21,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 use tensor::{DType, Device, Tensor};
 
+/// Large activation buffers are reused instead of being faulted in afresh by every op.
+#[global_allocator]
+static ALLOC: tensor::cpu::BlockCache = tensor::cpu::BlockCache::new();
+
 type Error = Box<dyn std::error::Error>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

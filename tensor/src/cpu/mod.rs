@@ -5,6 +5,7 @@
 //! contiguous slices unless their doc says they take a [`Layout`](crate::Layout).
 
 pub mod attention;
+pub mod block_cache;
 pub mod cross_entropy;
 pub mod elementwise;
 pub mod gemm;
@@ -17,6 +18,8 @@ pub mod residual;
 pub mod rope;
 mod rows;
 pub mod sample;
+
+pub use block_cache::BlockCache;
 
 use crate::{DType, WithDType};
 use half::{bf16, f16};
