@@ -97,10 +97,10 @@ struct Args {
     /// Write a checkpoint every N steps (and always at the end).
     #[arg(long, default_value_t = 200)]
     save_every: u64,
-    /// Output directory: checkpoint/, metrics.jsonl, loss.png. Default: runs/<model>-default.
+    /// Output directory: checkpoint/, metrics.jsonl, loss.png. Default: `runs/<model>-default`.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Continue from <out>/checkpoint (same data; the losses repeat an uninterrupted run's).
+    /// Continue from `<out>/checkpoint` (same data; the losses repeat an uninterrupted run's).
     #[arg(long)]
     resume: bool,
     #[arg(long, default_value_t = 0)]

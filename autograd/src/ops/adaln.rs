@@ -21,7 +21,7 @@ fn per_sequence(op: &'static str, x: &Shape, v: &[&Shape]) -> Result<usize> {
 impl Var {
     /// adaLN's modulate(LN(x; weight), shift, scale) = LN(x)·weight·(1 + scale) + shift as one
     /// fused op (`layer_norm_affine` with mul = weight·(1 + scale), add = shift): x [B, N, D],
-    /// weight [D], shift and scale [G, 1, D].
+    /// weight `[D]`, shift and scale `[G, 1, D]`.
     /// Gradients, from the per-sequence sums A = Σ dy·x̂ and S = Σ dy [G, D]:
     /// d shift = S, d scale = A·weight, d weight = Σ_G A·(1 + scale).
     pub fn layer_norm_modulate(

@@ -70,7 +70,7 @@ impl Var {
     }
 
     /// Cross-entropy of the logits `self` [.., V] against `targets` [..] (U32), fused with the
-    /// log-softmax: −log softmax(self)[target] per row, with the class `excluded` left out of
+    /// log-softmax: `−log softmax(self)[target]` per row, with the class `excluded` left out of
     /// the softmax. Returns [..] (F32 for half-precision logits). Gradient flows to the logits:
     /// dx = dnll · (softmax − onehot(target)).
     pub fn cross_entropy(&self, targets: &Tensor, excluded: Option<u32>) -> Result<Var> {
@@ -83,7 +83,7 @@ impl Var {
         })
     }
 
-    /// Layer norm over the last dim with a weight [D] and an optional bias [D] (fused; the
+    /// Layer norm over the last dim with a weight `[D]` and an optional bias `[D]` (fused; the
     /// backward uses the saved mean and 1/std).
     pub fn layer_norm(&self, weight: &Var, bias: Option<&Var>, eps: f64) -> Result<Var> {
         let b = bias.map(|b| b.value());

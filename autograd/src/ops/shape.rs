@@ -22,7 +22,7 @@ impl Var {
     pub fn t(&self) -> Result<Var> {
         self.transpose(-2, -1)
     }
-    /// Output dim i is input dim perm[i]; the backward applies the inverse permutation.
+    /// Output dim i is input dim `perm[i]`; the backward applies the inverse permutation.
     pub fn permute(&self, perm: &[usize]) -> Result<Var> {
         let y = self.value().permute(perm)?;
         let mut inverse = vec![0; perm.len()];
@@ -34,7 +34,7 @@ impl Var {
         })
     }
     /// Keeps `len` entries of `dim` from `start`; the gradient is dy in that slice, zeros
-    /// elsewhere (a [`Grad::Slice`]: slices of one input are put together in one pass). The
+    /// elsewhere (a `Grad::Slice`: slices of one input are put together in one pass). The
     /// whole dim is `self` itself.
     pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Result<Var> {
         let y = self.value().narrow(dim, start, len)?;

@@ -28,7 +28,7 @@ pub fn argmax(row: &[f64]) -> usize {
     best
 }
 
-/// Draws a token id from `log_probs` (one row, [V], normalised; −∞ for impossible ids) with
+/// Draws a token id from `log_probs` (one row, `[V]`, normalised; −∞ for impossible ids) with
 /// the noise stream `key` (`tensor::draw_key`).
 ///
 /// Gumbel-max as in the reference: argmax of p_i / (−ln(u_i + 1e-10) + 1e-10) with u_i uniform

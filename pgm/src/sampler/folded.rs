@@ -12,7 +12,7 @@
 //!   no masked fill runs per step.
 //!
 //! Besides: the RoPE tables of every position ([`RopeTable`]) and, in the default GroupSwap
-//! modes, the processed query of every position ([`GroupSwap::query_table`]) are computed
+//! modes, the processed query of every position ([`GroupSwap::query_table`](crate::group_swap::GroupSwap::query_table)) are computed
 //! once and looked up. What is left per step is the work that depends on the tokens.
 //!
 //! Activations are fresh tensors per op (the tensor API has no output buffers to reuse); the

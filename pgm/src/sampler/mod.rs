@@ -188,7 +188,7 @@ impl SampleOptions {
         len - 1 - self.prompt.len()
     }
 
-    /// Which positions are given (BOS and the prompt), [L].
+    /// Which positions are given (BOS and the prompt), `[L]`.
     pub fn given(&self, len: usize) -> Vec<bool> {
         let mut given = vec![false; len];
         given[0] = true;
@@ -198,7 +198,7 @@ impl SampleOptions {
         given
     }
 
-    /// A row with BOS and the prompt, `fill` elsewhere, [L].
+    /// A row with BOS and the prompt, `fill` elsewhere, `[L]`.
     pub fn start_row(&self, len: usize, fill: u32) -> Vec<u32> {
         let mut row = vec![fill; len];
         row[0] = self.bos;

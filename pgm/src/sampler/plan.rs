@@ -7,7 +7,7 @@ use tensor::Rng;
 /// The last time of the grid: sampling runs from t = 1 down to this.
 pub const FINAL_TIME: f64 = 1e-5;
 
-/// The time grid linspace(1, 1e-5, steps + 1): step i goes from grid[i] to grid[i + 1].
+/// The time grid linspace(1, 1e-5, steps + 1): step i goes from `grid[i]` to `grid[i + 1]`.
 pub fn time_grid(steps: usize) -> Vec<f64> {
     (0..=steps)
         .map(|i| 1.0 + (FINAL_TIME - 1.0) * i as f64 / steps as f64)

@@ -9,7 +9,7 @@
 use super::{Float, PARALLEL_MIN_ELEMS};
 use rayon::prelude::*;
 
-/// (nll [rows], lse [rows]) for logits x [rows, cols] and targets [rows] (each below `cols`).
+/// (nll `[rows]`, lse `[rows]`) for logits x `[rows, cols]` and targets `[rows]` (each below `cols`).
 pub fn cross_entropy_rows<T: Float>(
     x: &[T],
     targets: &[u32],
@@ -44,7 +44,7 @@ fn kept<T>(x: &[T], excluded: Option<usize>) -> impl Iterator<Item = &T> {
 }
 
 /// dx [rows, cols] = dnll · (softmax(x) − onehot(target)), 0 in the excluded column, from the
-/// forward's `lse` [rows] and the gradient `dnll` [rows].
+/// forward's `lse` `[rows]` and the gradient `dnll` `[rows]`.
 pub fn cross_entropy_rows_backward<T: Float>(
     x: &[T],
     targets: &[u32],

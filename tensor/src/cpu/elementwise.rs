@@ -10,7 +10,7 @@ use std::mem::MaybeUninit;
 /// Elements per rayon task for elementwise work.
 const CHUNK: usize = 1 << 13;
 
-/// out[i] = f(x[i]) over a contiguous slice, in parallel when large. The results are written
+/// `out[i] = f(x[i])` over a contiguous slice, in parallel when large. The results are written
 /// straight into the new allocation (no zero-fill pass first: that pass cost as much as a
 /// cheap map itself).
 pub fn map<T: Copy + Send + Sync, O: Copy + Send + Sync>(

@@ -21,7 +21,7 @@ pub fn check_indices(op: &'static str, ids: &[u32], size: usize, dim: usize) -> 
     }
 }
 
-/// out[o, j, i] = x[o, ids[j], i]: x [outer, size, inner] → out [outer, ids.len(), inner].
+/// `out[o, j, i] = x[o, ids[j], i]`: x `[outer, size, inner]` → out `[outer, ids.len(), inner]`.
 pub fn index_select<T: Copy + Send + Sync + Default>(
     x: &[T],
     size: usize,
@@ -46,7 +46,7 @@ pub fn index_select<T: Copy + Send + Sync + Default>(
     out
 }
 
-/// dst[o, ids[j], i] += src[o, j, i]: the adjoint of `index_select` (repeated ids accumulate).
+/// `dst[o, ids[j], i] += src[o, j, i]`: the adjoint of `index_select` (repeated ids accumulate).
 pub fn index_add<T: Copy + AddAssign>(
     dst: &mut [T],
     size: usize,

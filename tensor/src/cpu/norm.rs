@@ -4,16 +4,16 @@
 //! x is [rows, cols], split into `groups` runs of consecutive rows (a group is one sequence of
 //! the batch, or all rows). With x̂ = (x − mean) · rstd, rstd = 1 / sqrt(var + eps) and the
 //! biased variance, row r of group g gives
-//!   y = x̂ · mul[g] + add[g],   mul and add [groups, cols].
+//!   `y = x̂ · mul[g] + add[g]`,   mul and add `[groups, cols]`.
 //! Layer norm is one group with mul = weight, add = bias; modulate has mul = weight·(1 + scale)
-//! and add = shift per sequence. The forward also returns mean and rstd [rows].
+//! and add = shift per sequence. The forward also returns mean and rstd `[rows]`.
 
 use super::group_sums::rows_with_group_sums;
 use super::rows::filled_rows;
 use super::Float;
 use std::mem::MaybeUninit;
 
-/// Returns (y [rows, cols], mean [rows], rstd [rows]). `mul` and `add` are [groups, cols] with
+/// Returns (y `[rows, cols]`, mean `[rows]`, rstd `[rows]`). `mul` and `add` are `[groups, cols]` with
 /// `groups` dividing rows.
 pub fn norm_affine<T: Float>(
     x: &[T],
@@ -62,7 +62,7 @@ fn sum_of<T: Float>(x: &[T], f: impl Fn(T) -> T) -> T {
 /// over each group's rows; the parameter gradients follow from them (plain layer norm:
 /// dweight = Σ dy·x̂, dbias = Σ dy).
 ///
-/// With g = dy · mul[group]: dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)).
+/// With `g = dy · mul[group]`: dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)).
 pub fn norm_affine_backward<T: Float>(
     x: &[T],
     mul: &[T],

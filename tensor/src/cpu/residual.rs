@@ -1,4 +1,4 @@
-//! The gated residual of a DiT block, y = h + gate[g] ⊙ dropout(branch), in one pass, and its
+//! The gated residual of a DiT block, `y = h + gate[g] ⊙ dropout(branch)`, in one pass, and its
 //! backward. The dropout mask is never stored: element i is kept when the i-th uniform of the
 //! stream `key` is ≥ p (as `Tensor::dropout_mask`), so the backward recomputes it.
 //!
@@ -11,7 +11,7 @@ use super::sample::{mask, DropoutNoise};
 use super::Float;
 use std::mem::MaybeUninit;
 
-/// y = h + gate[group] ⊙ dropout(branch).
+/// `y = h + gate[group] ⊙ dropout(branch)`.
 pub fn gated_residual<T: Float>(
     h: &[T],
     gate: &[T],

@@ -20,7 +20,7 @@ impl Tensor {
         self.product("matmul", rhs, None, true)
     }
 
-    /// `self · rhs + addend`, with `addend` broadcast to the product's shape (a bias [N], a
+    /// `self · rhs + addend`, with `addend` broadcast to the product's shape (a bias `[N]`, a
     /// residual [.., M, N]). The output starts as a copy of the addend and the GEMM accumulates
     /// into it: one pass over the output instead of a zero fill, the product and an add.
     pub fn matmul_add(&self, rhs: &Tensor, addend: &Tensor) -> Result<Tensor> {

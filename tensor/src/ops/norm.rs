@@ -6,7 +6,7 @@
 use crate::cpu::{norm as k, CpuStorage};
 use crate::{bail_shape, Error, Result, Tensor};
 
-/// What the layer-norm forward keeps for its backward: per-row mean and 1/std, shape [rows].
+/// What the layer-norm forward keeps for its backward: per-row mean and 1/std, shape `[rows]`.
 #[derive(Clone, Debug)]
 pub struct LayerNormStats {
     pub mean: Tensor,
@@ -15,7 +15,7 @@ pub struct LayerNormStats {
 
 impl Tensor {
     /// y = (x − mean) / sqrt(var + eps) · weight (+ bias) over the last dim of `self`.
-    /// `weight` and `bias` are [D] with D the last dim. Returns y and the stats for backward.
+    /// `weight` and `bias` are `[D]` with D the last dim. Returns y and the stats for backward.
     pub fn layer_norm(
         &self,
         weight: &Tensor,
@@ -49,7 +49,7 @@ impl Tensor {
         Ok((dx, dw.reshape([cols])?, db.reshape([cols])?))
     }
 
-    /// Layer norm over the last dim D, then y = x̂ · mul[g] + add[g], where the rows of `self`
+    /// Layer norm over the last dim D, then `y = x̂ · mul[g] + add[g]`, where the rows of `self`
     /// are split into G runs of consecutive rows and run g uses row g of `mul` and `add`
     /// [G, D] (G divides the row count: 1, or the batch size for one run per sequence).
     pub fn layer_norm_affine(

@@ -7,7 +7,7 @@ use crate::cpu::CpuStorage;
 use crate::{bail_shape, draw_key, Error, Result, Tensor};
 
 impl Tensor {
-    /// y = `self` + gate[g] ⊙ dropout(branch): `self` (h) and `branch` [.., D] alike, their
+    /// `y = self + gate[g] ⊙ dropout(branch)`: `self` (h) and `branch` `[.., D]` alike, their
     /// rows split into G runs of consecutive rows, run g scaled by row g of `gate` [G, D].
     /// `dropout` = Some((p, seed)) applies the mask `Tensor::dropout_mask(shape, p, seed)`
     /// without building it; None adds the gated branch as it is.

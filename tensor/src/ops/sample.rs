@@ -8,7 +8,7 @@ use crate::{bail_shape, draw_key, DType, Device, Error, Result, Shape, Tensor};
 
 impl Tensor {
     /// One Gumbel-max draw per row of the log-probabilities `self` [K, V] (normalised, −∞ for
-    /// impossible ids) → U32 [K]; row r uses the noise stream `draw_key(seed, r)` (see
+    /// impossible ids) → U32 `[K]`; row r uses the noise stream `draw_key(seed, r)` (see
     /// `cpu::sample`). The CPU and CUDA backends compute the same noise and the same f64
     /// scores, so they draw the same tokens up to the last bits of exp and log.
     pub fn gumbel_argmax(&self, seed: u64) -> Result<Tensor> {
