@@ -7,8 +7,9 @@
 //! order). Every query group g with at least one allowed key forms one dense *block*: its
 //! queries, and the keys they may attend to (rule `Same`: the keys of group g; rule
 //! `Different`: the keys of every other non-pad group). Then, per (batch row, head) — the unit
-//! of rayon parallelism — each block's K and V rows are packed contiguously (or read in place
-//! when the keys are consecutive tokens, as at inference), its queries are packed in chunks of
+//! of rayon parallelism — each block's K and V rows are gathered (or read in place when the keys
+//! are consecutive tokens, as at inference) and packed once into the GEMM's panel layout
+//! ([`PackedB`]) for all the block's query chunks, its queries are gathered in chunks of
 //! [`QUERY_CHUNK`] rows, and the chunk runs dense attention with our GEMM: S = (scale·Q)·Kᵀ,
 //! E = exp(S − rowmax), O = E·V, each row of O divided by its row sum of E as it is scattered
 //! back to the queries' rows (d divisions per row instead of normalising n scores). The work is
@@ -30,7 +31,7 @@
 //! memory this op exists to avoid — so we recompute. Chunking the queries keeps a chunk's S, P
 //! and dP in L2.
 
-use super::gemm::{gemm, MatRef};
+use super::gemm::{gemm, gemm_packed, MatRef, PackedB};
 use super::rows::filled_rows;
 use super::Float;
 use crate::Layout;
@@ -249,6 +250,27 @@ fn first_of_run(rows: &[usize]) -> Option<usize> {
     consecutive.then_some(first)
 }
 
+/// K and V [n, d] of a block in batch row `b`, head `h`: read in place when the keys are
+/// consecutive tokens (all clean tokens at inference), else gathered into `kb` and `vb`.
+fn block_kv<'a, T: Float>(
+    blk: &Block,
+    (k, lk): (&'a [T], &HeadsLayout),
+    (v, lv): (&'a [T], &HeadsLayout),
+    b: usize,
+    h: usize,
+    (kb, vb): (&'a mut Vec<T>, &'a mut Vec<T>),
+) -> (MatRef<'a, T>, MatRef<'a, T>) {
+    match first_of_run(&blk.keys) {
+        Some(first) => (lk.rows_at(k, b, h, first), lv.rows_at(v, b, h, first)),
+        None => {
+            let d = lk.dims[3];
+            lk.gather(k, b, h, &blk.keys, T::ONE, kb);
+            lv.gather(v, b, h, &blk.keys, T::ONE, vb);
+            (MatRef::row_major(kb, d), MatRef::row_major(vb, d))
+        }
+    }
+}
+
 /// Problem sizes shared by the forward and the backward.
 #[derive(Clone, Copy, Debug)]
 pub struct AttnDims {
@@ -304,36 +326,6 @@ fn all_blocks(dims: &AttnDims, qg: &[u8], kg: &[u8], rule: GroupRule) -> Vec<Vec
             blocks(q, k, rule)
         })
         .collect()
-}
-
-/// S [m, n] = A [m, d] · Bᵀ with B [n, d], both row-major.
-fn gemm_abt<T: Float>(m: usize, n: usize, d: usize, a: &[T], b: &[T], s: &mut [T]) {
-    let a = MatRef {
-        data: a,
-        row_stride: d,
-        col_stride: 1,
-    };
-    let b = MatRef {
-        data: b,
-        row_stride: 1,
-        col_stride: d,
-    };
-    gemm(m, n, d, a, b, s, n, false);
-}
-
-/// C [m, n] (+)= A [m, k] · B [k, n], both row-major.
-fn gemm_ab<T: Float>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T], acc: bool) {
-    let a = MatRef {
-        data: a,
-        row_stride: k,
-        col_stride: 1,
-    };
-    let b = MatRef {
-        data: b,
-        row_stride: n,
-        col_stride: 1,
-    };
-    gemm(m, n, k, a, b, c, n, acc);
 }
 
 /// C [m, n] += Aᵀ · B with A [k, m] and B [k, n], both row-major.
@@ -405,24 +397,19 @@ pub fn partition_attention<T: AttnFloat>(
             let mut o = vec![T::ZERO; nq * d];
             let mut lse = vec![T::NEG_INFINITY; nq];
             let (mut kb, mut vb, mut qa, mut s, mut oa) = (vec![], vec![], vec![], vec![], vec![]);
+            let (mut kt, mut vp) = (PackedB::new(), PackedB::new());
             let mut inv_sums = vec![];
             for blk in &all[b] {
                 let n = blk.keys.len();
-                // K and V [n, d] of the block: read in place when the keys are consecutive
-                // tokens (all clean tokens at inference), else gathered.
-                let (kv, vv) = match first_of_run(&blk.keys) {
-                    Some(first) => (lk.rows_at(k, b, h, first), lv.rows_at(v, b, h, first)),
-                    None => {
-                        lk.gather(k, b, h, &blk.keys, T::ONE, &mut kb);
-                        lv.gather(v, b, h, &blk.keys, T::ONE, &mut vb);
-                        (MatRef::row_major(&kb, d), MatRef::row_major(&vb, d))
-                    }
-                };
+                // Kᵀ [d, n] and V [n, d] of the block, packed once for all its query chunks.
+                let (kv, vv) = block_kv(blk, (k, lk), (v, lv), b, h, (&mut kb, &mut vb));
+                kt.pack(d, n, kv.t());
+                vp.pack(n, d, vv);
                 for rows in blk.queries.chunks(QUERY_CHUNK) {
                     let m = rows.len();
                     lq.gather(q, b, h, rows, scale, &mut qa);
                     s.resize(m * n, T::ZERO);
-                    gemm(m, n, d, MatRef::row_major(&qa, d), kv.t(), &mut s, n, false);
+                    gemm_packed(m, MatRef::row_major(&qa, d), &kt, &mut s, n, false);
                     // Unnormalised probabilities; each output row is divided by its sum below.
                     inv_sums.clear();
                     for (r, srow) in s.chunks_mut(n).enumerate() {
@@ -432,7 +419,7 @@ pub fn partition_attention<T: AttnFloat>(
                         lse[rows[r]] = max + sum.ln();
                     }
                     oa.resize(m * d, T::ZERO);
-                    gemm(m, d, n, MatRef::row_major(&s, n), vv, &mut oa, d, false);
+                    gemm_packed(m, MatRef::row_major(&s, n), &vp, &mut oa, d, false);
                     for (r, (&i, &inv)) in rows.iter().zip(&inv_sums).enumerate() {
                         let row = &oa[r * d..(r + 1) * d];
                         for (o, &x) in o[i * d..(i + 1) * d].iter_mut().zip(row) {
@@ -488,10 +475,14 @@ pub fn partition_attention_backward<T: AttnFloat>(
             let (mut kb, mut vb, mut dkb, mut dvb) = (vec![], vec![], vec![], vec![]);
             let (mut qa, mut oa, mut doa, mut dqa) = (vec![], vec![], vec![], vec![]);
             let (mut p, mut dp, mut delta) = (vec![], vec![], vec![]);
+            let (mut kt, mut vt, mut kp) = (PackedB::new(), PackedB::new(), PackedB::new());
             for blk in &all[b] {
                 let n = blk.keys.len();
-                lk.gather(k, b, h, &blk.keys, T::ONE, &mut kb);
-                lv.gather(v, b, h, &blk.keys, T::ONE, &mut vb);
+                // Kᵀ and Vᵀ [d, n] and K [n, d] of the block, packed once for all its chunks.
+                let (kv, vv) = block_kv(blk, (k, lk), (v, lv), b, h, (&mut kb, &mut vb));
+                kt.pack(d, n, kv.t());
+                vt.pack(d, n, vv.t());
+                kp.pack(n, d, kv);
                 dkb.clear();
                 dkb.resize(n * d, T::ZERO);
                 dvb.clear();
@@ -509,14 +500,14 @@ pub fn partition_attention_backward<T: AttnFloat>(
                             .map(|(o, g)| o.iter().zip(g).map(|(&x, &y)| x * y).sum::<T>()),
                     );
                     p.resize(m * n, T::ZERO);
-                    gemm_abt(m, n, d, &qa, &kb, &mut p);
+                    gemm_packed(m, MatRef::row_major(&qa, d), &kt, &mut p, n, false);
                     for (r, prow) in p.chunks_mut(n).enumerate() {
                         let l = lse[rows[r]];
                         T::exp_sub_sum(prow, l);
                     }
                     gemm_atb_acc(n, d, m, &p, &doa, &mut dvb);
                     dp.resize(m * n, T::ZERO);
-                    gemm_abt(m, n, d, &doa, &vb, &mut dp);
+                    gemm_packed(m, MatRef::row_major(&doa, d), &vt, &mut dp, n, false);
                     // dS = P ⊙ (dP − delta), in place in dp.
                     for ((dprow, prow), &dl) in dp.chunks_mut(n).zip(p.chunks(n)).zip(&delta) {
                         for (g, &pr) in dprow.iter_mut().zip(prow) {
@@ -524,7 +515,7 @@ pub fn partition_attention_backward<T: AttnFloat>(
                         }
                     }
                     dqa.resize(m * d, T::ZERO);
-                    gemm_ab(m, d, n, &dp, &kb, &mut dqa, false);
+                    gemm_packed(m, MatRef::row_major(&dp, n), &kp, &mut dqa, d, false);
                     for (r, &i) in rows.iter().enumerate() {
                         let src = &dqa[r * d..(r + 1) * d];
                         for (x, &g) in dq[i * d..(i + 1) * d].iter_mut().zip(src) {

@@ -22,9 +22,15 @@
 //! alignments above a page, go to the system allocator untouched.
 //!
 //! The binaries opt in; a library never sets the global allocator:
-//! ```ignore
+//! ```
 //! #[global_allocator]
 //! static ALLOC: tensor::cpu::BlockCache = tensor::cpu::BlockCache::new();
+//!
+//! fn main() {
+//!     let first = vec![1.0f32; 1 << 20].as_ptr() as usize; // 4 MiB, freed at once
+//!     let second = vec![2.0f32; 1 << 20];
+//!     assert_eq!(second.as_ptr() as usize, first); // the same block, reused
+//! }
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};

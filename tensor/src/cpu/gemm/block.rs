@@ -6,8 +6,9 @@
 //! 1. `ic`: rows of C and A in blocks of `MC`.
 //! 2. `pc`: the shared dimension in blocks of `KC`; the `MC × KC` block of A is packed here
 //!    (once per `ic`, `pc`: every element of A is packed once per rectangle).
-//! 3. `jc`: columns of C and B in blocks of `NC`; the `KC × NC` block of B is packed here. It
-//!    is sized to stay in the core's L2 while it is reused by every `MR` panel of the A block.
+//! 3. `jc`: columns of C and B in blocks of `NC`; the `KC × NC` block of B is packed here
+//!    (unless B was packed whole beforehand, [`PackedB`](super::PackedB)). It is sized to stay
+//!    in the core's L2 while it is reused by every `MR` panel of the A block.
 //! 4. `ir`: `MR`-row panels of the packed A block. One panel (`MR × KC`) is reused by every
 //!    panel of the B block, so it stays in L1.
 //! 5. `jr`: `NR`-column panels of the packed B block, streamed from L2.
@@ -22,8 +23,7 @@ use super::GemmScalar;
 
 /// The operands of one rectangle of the product, as raw pointers plus strides in elements.
 ///
-/// Element `(i, kk)` of A is at `a + i·rsa + kk·csa`, element `(kk, j)` of B at
-/// `b + kk·rsb + j·csb`, element `(i, j)` of C at `c + i·rsc + j`.
+/// Element `(i, kk)` of A is at `a + i·rsa + kk·csa`, element `(i, j)` of C at `c + i·rsc + j`.
 #[derive(Clone, Copy)]
 pub(crate) struct Problem<T> {
     pub m: usize,
@@ -32,13 +32,52 @@ pub(crate) struct Problem<T> {
     pub a: *const T,
     pub rsa: usize,
     pub csa: usize,
-    pub b: *const T,
-    pub rsb: usize,
-    pub csb: usize,
+    pub b: BPanels<T>,
     pub c: *mut T,
     pub rsc: usize,
     /// Add the product to C instead of overwriting it.
     pub accumulate: bool,
+}
+
+/// Where the micro-kernel's B panels come from.
+#[derive(Clone, Copy)]
+pub(crate) enum BPanels<T> {
+    /// B in memory, element `(kk, j)` at `b + kk·rsb + j·csb`: each block is packed when needed.
+    Strided { b: *const T, rsb: usize, csb: usize },
+    /// B packed whole beforehand (the layout of [`PackedB`](super::PackedB), rows `n_padded`
+    /// lanes wide); column 0 of this rectangle is column `col0` of the packed B, a multiple of
+    /// `NR`.
+    Packed {
+        data: *const T,
+        n_padded: usize,
+        col0: usize,
+    },
+}
+
+impl<T> BPanels<T> {
+    /// The same B from column `c0` on (a multiple of `NR` for a packed B).
+    ///
+    /// # Safety
+    /// Column `c0` must exist in B.
+    pub unsafe fn columns_from(self, c0: usize) -> Self {
+        match self {
+            // SAFETY: column c0 exists, by the contract.
+            BPanels::Strided { b, rsb, csb } => BPanels::Strided {
+                b: unsafe { b.add(c0 * csb) },
+                rsb,
+                csb,
+            },
+            BPanels::Packed {
+                data,
+                n_padded,
+                col0,
+            } => BPanels::Packed {
+                data,
+                n_padded,
+                col0: col0 + c0,
+            },
+        }
+    }
 }
 
 // SAFETY: a `Problem` is only shared between the threads of one `gemm_with` call, which keeps
@@ -59,7 +98,10 @@ pub(crate) unsafe fn gemm_rect<T: GemmScalar>(kern: &Kernel<T>, p: &Problem<T>) 
     // Never pack more than the problem needs: small products get small buffers.
     let mc_max = kern.mc.min(p.m.div_ceil(mr) * mr);
     let kc_max = kern.kc.min(p.k);
-    let nc_max = kern.nc.min(p.n.div_ceil(nr) * nr);
+    let nc_max = match p.b {
+        BPanels::Strided { .. } => kern.nc.min(p.n.div_ceil(nr) * nr),
+        BPanels::Packed { .. } => 0,
+    };
     with_scratch::<T, _>(mc_max * kc_max, kc_max * nc_max, |abuf, bbuf| {
         for ic in (0..p.m).step_by(kern.mc) {
             let mc = kern.mc.min(p.m - ic);
@@ -74,10 +116,24 @@ pub(crate) unsafe fn gemm_rect<T: GemmScalar>(kern: &Kernel<T>, p: &Problem<T>) 
                 };
                 for jc in (0..p.n).step_by(kern.nc) {
                     let nc = kern.nc.min(p.n - jc);
-                    // SAFETY: the B block (pc.., jc..) of kc × nc lies inside B; `bbuf` holds
-                    // kc_max · nc_max ≥ kc · ceil(nc / nr) · nr elements.
-                    unsafe {
-                        (kern.pack_b)(kc, nc, p.b.add(pc * p.rsb + jc * p.csb), p.rsb, p.csb, bbuf)
+                    let bblock: *const T = match p.b {
+                        BPanels::Strided { b, rsb, csb } => {
+                            // SAFETY: the B block (pc.., jc..) of kc × nc lies inside B; `bbuf`
+                            // holds kc_max · nc_max ≥ kc · ceil(nc / nr) · nr elements.
+                            unsafe {
+                                (kern.pack_b)(kc, nc, b.add(pc * rsb + jc * csb), rsb, csb, bbuf)
+                            };
+                            bbuf
+                        }
+                        // The KC-row block from row pc starts at pc · n_padded; its panels are
+                        // kc · nr elements each, and column col0 + jc (a multiple of nr) starts
+                        // panel (col0 + jc) / nr.
+                        // SAFETY: that panel exists in the packed B, which has n_padded columns.
+                        BPanels::Packed {
+                            data,
+                            n_padded,
+                            col0,
+                        } => unsafe { data.add(pc * n_padded + (col0 + jc) * kc) },
                     };
                     for ir in (0..mc).step_by(mr) {
                         // SAFETY: panel ir / mr of the packed A block (mr · kc elements).
@@ -86,7 +142,7 @@ pub(crate) unsafe fn gemm_rect<T: GemmScalar>(kern: &Kernel<T>, p: &Problem<T>) 
                             // SAFETY: panel jr / nr of the packed B block (kc · nr elements), and
                             // the tile's top-left corner (ic + ir, jc + jr), which is inside C.
                             let (bp, ct) = unsafe {
-                                (bbuf.add(jr * kc), p.c.add((ic + ir) * p.rsc + jc + jr))
+                                (bblock.add(jr * kc), p.c.add((ic + ir) * p.rsc + jc + jr))
                             };
                             let rows = mr.min(mc - ir);
                             let cols = nr.min(nc - jr);

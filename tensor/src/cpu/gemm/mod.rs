@@ -4,6 +4,8 @@
 //!
 //! * [`gemm`] checks the operands, picks a micro-kernel for the running CPU and splits C into
 //!   one rectangle per rayon thread when the product is large enough to pay for it;
+//! * [`gemm_packed`] does the same with a B packed once beforehand ([`PackedB`]), for a B that
+//!   meets many different A (the keys and values of an attention block);
 //! * `block` runs the cache-blocked loop nest over one rectangle;
 //! * `dispatch` describes each micro-kernel (tile shape, blocking, packers) and picks one at
 //!   run time with `is_x86_feature_detected!`;
@@ -69,7 +71,7 @@ use std::ops::{Add, Mul};
 
 use rayon::prelude::*;
 
-use block::{gemm_rect, Problem};
+use block::{gemm_rect, BPanels, Problem};
 use dispatch::{Kernel, KernelKind};
 
 /// A matrix operand: a slice plus strides in elements (row stride, column stride), so a transposed
@@ -173,12 +175,126 @@ pub fn gemm<T: GemmScalar>(
             n,
             k,
             a,
-            b,
+            BOperand::Strided(b),
             as_uninit(c),
             c_row_stride,
             accumulate,
         )
     };
+}
+
+/// `C[m×n] = A[m×k]·B[k×n]` (or `C += A·B` when `accumulate`) with B packed beforehand by
+/// [`PackedB::pack`]; otherwise as [`gemm`] (A with any strides, threads for large products).
+///
+/// # Panics
+/// As [`gemm`].
+pub fn gemm_packed<T: GemmScalar>(
+    m: usize,
+    a: MatRef<T>,
+    b: &PackedB<T>,
+    c: &mut [T],
+    c_row_stride: usize,
+    accumulate: bool,
+) {
+    let (n, k) = (b.n, b.k);
+    let threads = best_kernel::<T>(m, n, k).1;
+    let c = as_uninit(c);
+    // SAFETY: C is an initialised slice of T; the packing's kernel reads its panels.
+    unsafe {
+        gemm_with(
+            &b.kernel,
+            threads,
+            m,
+            n,
+            k,
+            a,
+            BOperand::Packed(b),
+            c,
+            c_row_stride,
+            accumulate,
+        )
+    };
+}
+
+/// B (`k × n`) packed once into the micro-kernel's panels, for a product taken with many
+/// different A: attention multiplies every chunk of queries by the same keys, and every
+/// chunk's probabilities by the same values. [`gemm_packed`] reads the panels as they are,
+/// where [`gemm`] packs B again on every call (and every `MC` rows of C).
+///
+/// Layout: the rows of B in blocks of `KC`; the block from row `pc` starts at element
+/// `pc · n_padded` and holds the `kc × NR` panels of its columns (`pack::pack_b`), zero-padded
+/// to `n_padded = ceil(n / NR) · NR` columns.
+pub struct PackedB<T: GemmScalar> {
+    kernel: Kernel<T>,
+    k: usize,
+    n: usize,
+    data: Vec<T>,
+}
+
+impl<T: GemmScalar> Default for PackedB<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: GemmScalar> PackedB<T> {
+    /// An empty packing for the best kernel of this CPU; [`pack`](Self::pack) fills it.
+    pub fn new() -> Self {
+        Self::for_kernel(best_kernel::<T>(0, 0, 0).0)
+    }
+
+    /// An empty packing for `kernel`'s panels.
+    pub(crate) fn for_kernel(kernel: Kernel<T>) -> Self {
+        PackedB {
+            kernel,
+            k: 0,
+            n: 0,
+            data: Vec::new(),
+        }
+    }
+
+    /// Packs `b` (`k × n`, any strides), reusing this packing's memory.
+    ///
+    /// # Panics
+    /// If `b`'s slice is too short for its shape and strides.
+    pub fn pack(&mut self, k: usize, n: usize, b: MatRef<T>) {
+        let b_span = span(k, n, b.row_stride, b.col_stride).expect("gemm: B span overflows usize");
+        assert!(
+            b.data.len() >= b_span,
+            "gemm: B has {} elements, {k}×{n} view needs {b_span}",
+            b.data.len()
+        );
+        (self.k, self.n) = (k, n);
+        let (kc, n_padded) = (self.kernel.kc, self.n_padded());
+        let len = k * n_padded;
+        self.data.clear();
+        self.data.reserve(len);
+        let out = self.data.as_mut_ptr();
+        for pc in (0..k).step_by(kc).take_while(|_| n > 0) {
+            // SAFETY: rows pc .. pc + kc of B lie inside its span (checked above), and the
+            // block from row pc (kc · n_padded elements) inside the `len` reserved.
+            unsafe {
+                let rows = b.data.as_ptr().add(pc * b.row_stride);
+                let block = out.add(pc * n_padded);
+                let kc = kc.min(k - pc);
+                (self.kernel.pack_b)(kc, n, rows, b.row_stride, b.col_stride, block);
+            }
+        }
+        // SAFETY: the packer wrote every one of the `len` elements, zero padding included.
+        unsafe { self.data.set_len(len) };
+    }
+
+    /// The packed width: n rounded up to whole panels.
+    fn n_padded(&self) -> usize {
+        self.n.div_ceil(self.kernel.nr) * self.kernel.nr
+    }
+}
+
+/// The B operand of [`gemm_with`]: in memory with strides, or packed beforehand.
+#[derive(Clone, Copy)]
+pub(crate) enum BOperand<'a, T: GemmScalar> {
+    Strided(MatRef<'a, T>),
+    Packed(&'a PackedB<T>),
 }
 
 /// [`gemm`] with `accumulate` false into memory that need not be initialised: every element of
@@ -198,7 +314,20 @@ pub fn gemm_uninit<T: GemmScalar>(
 ) {
     let (kernel, threads) = best_kernel::<T>(m, n, k);
     // SAFETY: without `accumulate` C is never read.
-    unsafe { gemm_with(&kernel, threads, m, n, k, a, b, c, c_row_stride, false) };
+    unsafe {
+        gemm_with(
+            &kernel,
+            threads,
+            m,
+            n,
+            k,
+            a,
+            BOperand::Strided(b),
+            c,
+            c_row_stride,
+            false,
+        )
+    };
 }
 
 /// The best kernel for this CPU, and the threads an `m × n × k` product runs on: all of rayon's
@@ -252,24 +381,51 @@ pub(crate) unsafe fn gemm_with<T: GemmScalar>(
     n: usize,
     k: usize,
     a: MatRef<T>,
-    b: MatRef<T>,
+    b: BOperand<T>,
     c: &mut [MaybeUninit<T>],
     c_row_stride: usize,
     accumulate: bool,
 ) {
     let a_span = span(m, k, a.row_stride, a.col_stride).expect("gemm: A span overflows usize");
-    let b_span = span(k, n, b.row_stride, b.col_stride).expect("gemm: B span overflows usize");
     let c_span = span(m, n, c_row_stride, 1).expect("gemm: C span overflows usize");
     assert!(
         a.data.len() >= a_span,
         "gemm: A has {} elements, {m}×{k} view needs {a_span}",
         a.data.len()
     );
-    assert!(
-        b.data.len() >= b_span,
-        "gemm: B has {} elements, {k}×{n} view needs {b_span}",
-        b.data.len()
-    );
+    let b = match b {
+        BOperand::Strided(b) => {
+            let b_span =
+                span(k, n, b.row_stride, b.col_stride).expect("gemm: B span overflows usize");
+            assert!(
+                b.data.len() >= b_span,
+                "gemm: B has {} elements, {k}×{n} view needs {b_span}",
+                b.data.len()
+            );
+            BPanels::Strided {
+                b: b.data.as_ptr(),
+                rsb: b.row_stride,
+                csb: b.col_stride,
+            }
+        }
+        BOperand::Packed(b) => {
+            assert!(
+                (b.k, b.n) == (k, n),
+                "gemm: packed B is {}×{}, not {k}×{n}",
+                b.k,
+                b.n
+            );
+            assert!(
+                (b.kernel.nr, b.kernel.kc) == (kern.nr, kern.kc),
+                "gemm: B was packed for another kernel"
+            );
+            BPanels::Packed {
+                data: b.data.as_ptr(),
+                n_padded: b.n_padded(),
+                col0: 0,
+            }
+        }
+    };
     assert!(
         c.len() >= c_span,
         "gemm: C has {} elements, {m}×{n} view needs {c_span}",
@@ -315,9 +471,7 @@ pub(crate) unsafe fn gemm_with<T: GemmScalar>(
         a: a.data.as_ptr(),
         rsa: a.row_stride,
         csa: a.col_stride,
-        b: b.data.as_ptr(),
-        rsb: b.row_stride,
-        csb: b.col_stride,
+        b,
         c: c.as_mut_ptr().cast::<T>(),
         rsc: c_row_stride,
         accumulate,
@@ -342,7 +496,7 @@ pub(crate) unsafe fn gemm_with<T: GemmScalar>(
                 m: r1 - r0,
                 n: c1 - c0,
                 a: base.a.add(r0 * base.rsa),
-                b: base.b.add(c0 * base.csb),
+                b: base.b.columns_from(c0),
                 c: base.c.add(r0 * base.rsc + c0),
                 ..base
             }

@@ -70,6 +70,8 @@ struct Case {
     accumulate: bool,
     /// Extra elements at the end of every stored row of A, B and C.
     pad: usize,
+    /// B goes in packed beforehand (`PackedB`, `gemm_packed`'s path).
+    packed_b: bool,
 }
 
 impl Case {
@@ -82,6 +84,7 @@ impl Case {
             tb: false,
             accumulate: false,
             pad: 0,
+            packed_b: false,
         }
     }
 }
@@ -97,6 +100,7 @@ fn check<T: TestFloat>(kind: KernelKind, threads: usize, case: Case) {
         tb,
         accumulate,
         pad,
+        packed_b,
     } = case;
     let mut rng = Lcg(0x9e37_79b9_7f4a_7c15 ^ (m * 1_000_003 + n * 1009 + k) as u64);
     // Logical A (m × k) and B (k × n) in f64, and their stored forms with strides.
@@ -146,6 +150,13 @@ fn check<T: TestFloat>(kind: KernelKind, threads: usize, case: Case) {
         data: &sb,
         row_stride: rsb,
         col_stride: csb,
+    };
+    let mut packed = PackedB::for_kernel(kern);
+    let b = if packed_b {
+        packed.pack(k, n, b);
+        BOperand::Packed(&packed)
+    } else {
+        BOperand::Strided(b)
     };
     let c_all = as_uninit(&mut c);
     // SAFETY: c is an initialised Vec.
@@ -209,7 +220,13 @@ fn all_shapes<T: TestFloat>() {
     for kind in kinds() {
         for threads in [1, 2, 3] {
             for &(m, n, k) in SHAPES {
-                check::<T>(kind, threads, Case::new(m, n, k));
+                for packed_b in [false, true] {
+                    let case = Case {
+                        packed_b,
+                        ..Case::new(m, n, k)
+                    };
+                    check::<T>(kind, threads, case);
+                }
             }
         }
     }
@@ -232,7 +249,7 @@ fn transposes_padding_accumulate<T: TestFloat>() {
                 for ta in [false, true] {
                     for tb in [false, true] {
                         for accumulate in [false, true] {
-                            for pad in [0, 3] {
+                            for (pad, packed_b) in [(0, false), (3, false), (3, true)] {
                                 check::<T>(
                                     kind,
                                     threads,
@@ -244,6 +261,7 @@ fn transposes_padding_accumulate<T: TestFloat>() {
                                         tb,
                                         accumulate,
                                         pad,
+                                        packed_b,
                                     },
                                 );
                             }
@@ -358,7 +376,20 @@ fn public_gemm_large_enough_to_go_parallel() {
     gemm(m, n, k, ra, rb, &mut fast, n, false);
     let generic = f32::kernel(KernelKind::Generic).unwrap();
     // SAFETY: slow is an initialised Vec.
-    unsafe { gemm_with(&generic, 1, m, n, k, ra, rb, as_uninit(&mut slow), n, false) };
+    unsafe {
+        gemm_with(
+            &generic,
+            1,
+            m,
+            n,
+            k,
+            ra,
+            BOperand::Strided(rb),
+            as_uninit(&mut slow),
+            n,
+            false,
+        )
+    };
     for (x, y) in fast.iter().zip(&slow) {
         assert!(
             (x - y).abs() <= 2.0 * k as f32 * f32::EPSILON * k as f32,
@@ -429,4 +460,26 @@ fn split_grid_follows_the_shape_of_c() {
     // Four threads on a square: 2 × 2.
     assert_eq!(split_grid(4, 1024, 1024, 74, 32), (2, 2));
     assert_eq!(split_grid(1, 1024, 1024, 74, 32), (1, 1));
+}
+
+#[test]
+fn a_packing_is_reused_for_other_shapes_and_strides() {
+    // One PackedB packed three times (growing, shrinking, transposed), each product compared
+    // with `gemm` on the same operands.
+    let mut packed = PackedB::<f64>::new();
+    for &(m, n, k, transposed) in &[(3, 5, 4, false), (70, 90, 500, true), (9, 2, 3, false)] {
+        let a: Vec<f64> = (0..m * k).map(|i| (i % 17) as f64 - 8.0).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i % 13) as f64 * 0.5).collect();
+        let b = if transposed {
+            MatRef::row_major(&b, k).t()
+        } else {
+            MatRef::row_major(&b, n)
+        };
+        let a = MatRef::row_major(&a, k);
+        let (mut want, mut got) = (vec![1.0; m * n], vec![1.0; m * n]);
+        gemm(m, n, k, a, b, &mut want, n, true);
+        packed.pack(k, n, b);
+        gemm_packed(m, a, &packed, &mut got, n, true);
+        assert_eq!(got, want, "{m}×{n}×{k}");
+    }
 }
