@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 use tensor::{Device, Rng};
 
-/// Large activation buffers are reused instead of being faulted in afresh by every op.
+/// Buffers of 32 MiB and more are reused instead of being faulted in afresh (cli::alloc).
 #[global_allocator]
 static ALLOC: tensor::cpu::BlockCache = tensor::cpu::BlockCache::new();
 
@@ -182,6 +182,8 @@ fn run(args: Args) -> Result<(), Error> {
     for &steps in &steps_list {
         for (loaded, kind) in &models {
             let (report, samples) = time_sampler(&args, loaded, *kind, order, steps)?;
+            // The next run's buffers have other sizes: hand this run's back to the system.
+            ALLOC.release();
             texts.push((
                 format!("{} {} {steps} steps", report.model, report.sampler),
                 samples,

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 use tensor::{DType, Device, Tensor};
 
-/// Large activation buffers are reused instead of being faulted in afresh by every op.
+/// Buffers of 32 MiB and more are reused instead of being faulted in afresh (cli::alloc).
 #[global_allocator]
 static ALLOC: tensor::cpu::BlockCache = tensor::cpu::BlockCache::new();
 

@@ -4,7 +4,9 @@
 //! a few MiB. glibc serves blocks above its mmap threshold with fresh `mmap`s, so every step paid
 //! for page faults and for the kernel zeroing the pages again (about 20 % of a step's time on the
 //! default run, most of it in system time). Raising the threshold to its maximum keeps those
-//! blocks in the heap, where they are reused.
+//! blocks in the heap, where they are reused. The maximum is 32 MiB: larger blocks (an MLP's
+//! hidden activations at L = 1024 already) glibc always maps afresh, so the binaries also set
+//! `tensor::cpu::BlockCache` as their global allocator, which keeps exactly those for reuse.
 
 /// Keeps blocks up to 32 MiB in the heap and stops glibc from returning freed heap memory to
 /// the system after every large free. Does nothing on other platforms.

@@ -4,12 +4,12 @@
 //! # Why
 //!
 //! Every op allocates its output, and a training or sampling step frees and allocates the same
-//! large activation buffers (megabytes each) again and again. The system allocator gives blocks
-//! that large back to the kernel when they are freed (glibc: `munmap` above its mmap threshold,
-//! which never exceeds 32 MiB), so the next allocation of the same size faults every page in
-//! again and the kernel zero-fills each one. Measured on MDLM sampling (`sample --random-init
-//! --preset mdlm-cpu`, 2 cores): 1.6 M page faults in 16 steps, 14 % of the CPU time in the
-//! kernel.
+//! activation buffers again and again. glibc keeps freed blocks in its heap for reuse only
+//! below its mmap threshold, which cannot be raised past 32 MiB; a larger block goes back to
+//! the kernel when it is freed (`munmap`), so the next allocation of that size faults every
+//! page in again and the kernel zero-fills each one. Measured on MDLM sampling (`sample
+//! --random-init --preset mdlm-cpu`, 2 cores, where an MLP's hidden activations take 32 MiB):
+//! 1.6 M page faults in 16 steps, 14 % of the CPU time in the kernel.
 //!
 //! # How
 //!
@@ -18,8 +18,10 @@
 //! request of that class takes it back: no system call, no page fault. The free lists are
 //! intrusive (each cached block stores the address of the next in its first bytes), so the
 //! allocator never allocates for itself. The cache holds at most a byte limit (default
-//! [`DEFAULT_LIMIT`]); blocks freed beyond it go back to the system. Smaller requests, and
-//! alignments above a page, go to the system allocator untouched.
+//! [`DEFAULT_LIMIT`]); blocks freed beyond it go back to the system, and
+//! [`release`](BlockCache::release) gives back all it holds (the sampler calls it between
+//! models, whose sizes differ). Smaller requests, which the system allocator's heap serves
+//! well, and alignments above a page go to the system allocator untouched.
 //!
 //! The binaries opt in; a library never sets the global allocator:
 //! ```
@@ -27,8 +29,8 @@
 //! static ALLOC: tensor::cpu::BlockCache = tensor::cpu::BlockCache::new();
 //!
 //! fn main() {
-//!     let first = vec![1.0f32; 1 << 20].as_ptr() as usize; // 4 MiB, freed at once
-//!     let second = vec![2.0f32; 1 << 20];
+//!     let first = vec![1.0f32; 8 << 20].as_ptr() as usize; // 32 MiB, freed at once
+//!     let second = vec![2.0f32; 8 << 20];
 //!     assert_eq!(second.as_ptr() as usize, first); // the same block, reused
 //! }
 //! ```
@@ -37,15 +39,15 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr;
 use std::sync::Mutex;
 
-/// Requests of at least this many bytes are cached (smaller ones are cheap for the system
-/// allocator, which keeps them in its heap).
-pub const MIN_BLOCK: usize = 1 << 20;
+/// Requests of at least this many bytes are cached: glibc's largest mmap threshold (smaller
+/// ones stay in its heap, where a freed block is reused for any smaller size too).
+pub const MIN_BLOCK: usize = 32 << 20;
 /// The default cap on the bytes held in free lists.
 pub const DEFAULT_LIMIT: usize = 4 << 30;
 /// Every cached block is aligned to a page (requests asking for more pass through).
 const BLOCK_ALIGN: usize = 4096;
-/// Size classes: four per power of two from `MIN_BLOCK` up to `MIN_BLOCK · 2^20` (1 TiB).
-const CLASSES: usize = 4 * 20 + 1;
+/// Size classes: four per power of two from `MIN_BLOCK` up to `MIN_BLOCK · 2^16` (2 TiB).
+const CLASSES: usize = 4 * 16 + 1;
 const MIN_SHIFT: u32 = MIN_BLOCK.trailing_zeros();
 
 /// The free lists: the head block of each class, and the bytes they hold together.
@@ -174,7 +176,7 @@ fn class_of(layout: Layout) -> Option<usize> {
     (class < CLASSES).then_some(class)
 }
 
-/// The bytes of a block of `class`: 2^(20 + class/4) · (1 + (class % 4)/4).
+/// The bytes of a block of `class`: `MIN_BLOCK` · 2^(class/4) · (1 + (class % 4)/4).
 fn class_size(class: usize) -> usize {
     (MIN_BLOCK << (class / 4)) / 4 * (4 + class % 4)
 }
@@ -228,25 +230,17 @@ unsafe impl GlobalAlloc for BlockCache {
 mod tests {
     use super::*;
 
+    const M: usize = MIN_BLOCK;
+
     fn bytes(size: usize) -> Layout {
         Layout::from_size_align(size, 8).unwrap()
     }
 
     #[test]
     fn classes_round_up_by_at_most_a_quarter() {
-        assert_eq!(class_of(bytes(MIN_BLOCK - 1)), None);
-        assert_eq!(
-            class_of(Layout::from_size_align(MIN_BLOCK, 8192).unwrap()),
-            None
-        );
-        for size in [
-            MIN_BLOCK,
-            MIN_BLOCK + 1,
-            5 << 18,
-            (5 << 18) + 1,
-            3 << 20,
-            123_456_789,
-        ] {
+        assert_eq!(class_of(bytes(M - 1)), None);
+        assert_eq!(class_of(Layout::from_size_align(M, 8192).unwrap()), None);
+        for size in [M, M + 1, M / 4 * 5, M / 4 * 5 + 1, 3 * M, 123 * M + 456_789] {
             let class = class_of(bytes(size)).unwrap();
             let rounded = class_size(class);
             assert!(
@@ -261,7 +255,7 @@ mod tests {
             }
         }
         // Each power of two is its own class, and the classes grow.
-        assert_eq!(class_size(class_of(bytes(1 << 24)).unwrap()), 1 << 24);
+        assert_eq!(class_size(class_of(bytes(16 * M)).unwrap()), 16 * M);
         assert!((1..CLASSES).all(|c| class_size(c) > class_size(c - 1)));
         assert_eq!(class_of(bytes(class_size(CLASSES - 1) + 1)), None);
     }
@@ -270,30 +264,30 @@ mod tests {
     fn a_freed_block_is_reused_zeroed_and_realloc_stays_in_its_class() {
         let cache = BlockCache::new();
         unsafe {
-            let a = cache.alloc(bytes(3 << 20));
-            a.write_bytes(7, 3 << 20);
-            cache.dealloc(a, bytes(3 << 20));
-            assert_eq!(cache.cached_bytes(), 3 << 20);
-            // A slightly smaller request is of the same class (2.5 MiB < size ≤ 3 MiB): it
-            // takes the same block back.
-            let b = cache.alloc_zeroed(bytes((3 << 20) - 4096));
+            let a = cache.alloc(bytes(3 * M));
+            a.write_bytes(7, 3 * M);
+            cache.dealloc(a, bytes(3 * M));
+            assert_eq!(cache.cached_bytes(), 3 * M);
+            // A slightly smaller request is of the same class (2.5·M < size ≤ 3·M): it takes
+            // the same block back.
+            let b = cache.alloc_zeroed(bytes(3 * M - 4096));
             assert_eq!(b, a);
             assert_eq!(cache.cached_bytes(), 0);
-            let zeroed = std::slice::from_raw_parts(b, (3 << 20) - 4096);
+            let zeroed = std::slice::from_raw_parts(b, 3 * M - 4096);
             assert!(zeroed.iter().all(|&x| x == 0));
             // Growing within the class keeps the block; growing past it moves the contents.
             b.write(42);
-            let c = cache.realloc(b, bytes((3 << 20) - 4096), 3 << 20);
+            let c = cache.realloc(b, bytes(3 * M - 4096), 3 * M);
             assert_eq!(c, b);
-            let d = cache.realloc(c, bytes(3 << 20), 8 << 20);
+            let d = cache.realloc(c, bytes(3 * M), 8 * M);
             assert_eq!(d.read(), 42);
             assert_eq!(
                 cache.cached_bytes(),
-                3 << 20,
+                3 * M,
                 "the old block went to its free list"
             );
             // Shrinking below MIN_BLOCK hands the data to the system allocator.
-            let e = cache.realloc(d, bytes(8 << 20), 100);
+            let e = cache.realloc(d, bytes(8 * M), 100);
             assert_eq!(e.read(), 42);
             cache.dealloc(e, bytes(100));
             cache.release();
@@ -303,19 +297,19 @@ mod tests {
 
     #[test]
     fn the_cache_never_holds_more_than_its_limit() {
-        let cache = BlockCache::with_limit(5 << 20);
+        let cache = BlockCache::with_limit(M / 2 * 5);
         unsafe {
-            let blocks: Vec<_> = (0..3).map(|_| cache.alloc(bytes(2 << 20))).collect();
+            let blocks: Vec<_> = (0..3).map(|_| cache.alloc(bytes(M))).collect();
             for &block in &blocks {
-                cache.dealloc(block, bytes(2 << 20));
+                cache.dealloc(block, bytes(M));
             }
-            // Two 2 MiB blocks fit under 5 MiB; the third went back to the system.
-            assert_eq!(cache.cached_bytes(), 4 << 20);
-            let again: Vec<_> = (0..2).map(|_| cache.alloc(bytes(2 << 20))).collect();
+            // Two blocks fit under 2.5·M; the third went back to the system.
+            assert_eq!(cache.cached_bytes(), 2 * M);
+            let again: Vec<_> = (0..2).map(|_| cache.alloc(bytes(M))).collect();
             assert!(again.iter().all(|b| blocks.contains(b)));
             assert_eq!(cache.cached_bytes(), 0);
             for block in again {
-                cache.dealloc(block, bytes(2 << 20));
+                cache.dealloc(block, bytes(M));
             }
             cache.release();
         }
