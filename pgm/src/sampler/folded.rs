@@ -16,8 +16,9 @@
 //! once and looked up. What is left per step is the work that depends on the tokens.
 //!
 //! Activations are fresh tensors per op (the tensor API has no output buffers to reuse); the
-//! `sample` binary keeps freed blocks in the heap (`cli::alloc`), so a step reuses the memory
-//! of the step before without page faults.
+//! `sample` binary keeps freed blocks for reuse (glibc's heap below 32 MiB, `cli::alloc`;
+//! `tensor::cpu::BlockCache` from there on), so a step reuses the memory of the step before
+//! without page faults.
 
 use crate::attend::{merge_heads, split_heads, AttentionPattern, RopeTable};
 use crate::blocks::{DecoderBlock, DitBlock, FinalLayer};
