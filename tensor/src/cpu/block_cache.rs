@@ -110,20 +110,9 @@ impl BlockCache {
         self.lists.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A block of `class`: a cached one if there is one, else a new one from the system.
-    unsafe fn take(&self, class: usize, zeroed: bool) -> *mut u8 {
-        if let Some(block) = self.lock().pop(class) {
-            if zeroed {
-                ptr::write_bytes(block, 0, class_size(class));
-            }
-            return block;
-        }
-        // Fresh pages from the system are zero already: calloc skips the memset.
-        if zeroed {
-            System.alloc_zeroed(block_layout(class))
-        } else {
-            System.alloc(block_layout(class))
-        }
+    /// A cached block of `class`, if there is one.
+    fn reuse(&self, class: usize) -> Option<*mut u8> {
+        self.lock().pop(class)
     }
 
     /// Caches a block of `class`, or gives it back to the system when the cache is full.
@@ -189,14 +178,25 @@ fn block_layout(class: usize) -> Layout {
 unsafe impl GlobalAlloc for BlockCache {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match class_of(layout) {
-            Some(class) => self.take(class, false),
+            Some(class) => match self.reuse(class) {
+                Some(block) => block,
+                None => System.alloc(block_layout(class)),
+            },
             None => System.alloc(layout),
         }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         match class_of(layout) {
-            Some(class) => self.take(class, true),
+            Some(class) => match self.reuse(class) {
+                // Only the bytes asked for must read as zero.
+                Some(block) => {
+                    ptr::write_bytes(block, 0, layout.size());
+                    block
+                }
+                // Fresh pages from the system are zero already: calloc skips the memset.
+                None => System.alloc_zeroed(block_layout(class)),
+            },
             None => System.alloc_zeroed(layout),
         }
     }
