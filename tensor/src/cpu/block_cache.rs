@@ -296,6 +296,40 @@ mod tests {
     }
 
     #[test]
+    fn threads_never_share_a_block() {
+        // Four threads allocate and free blocks of a few classes; each marks the first and last
+        // byte of its blocks and checks them before freeing: a block handed out twice at once
+        // would show another thread's mark.
+        let cache = BlockCache::new();
+        std::thread::scope(|scope| {
+            for t in 0..4u8 {
+                let cache = &cache;
+                scope.spawn(move || unsafe {
+                    let mut held: Vec<(*mut u8, usize)> = Vec::new();
+                    for i in 0..400 {
+                        let size = M + (i * 7 + t as usize) % 5 * (M / 3);
+                        let block = cache.alloc(bytes(size));
+                        block.write(t);
+                        block.add(size - 1).write(t);
+                        held.push((block, size));
+                        if held.len() > 2 {
+                            let (block, size) = held.remove(i % 3);
+                            assert_eq!((block.read(), block.add(size - 1).read()), (t, t));
+                            cache.dealloc(block, bytes(size));
+                        }
+                    }
+                    for (block, size) in held {
+                        assert_eq!((block.read(), block.add(size - 1).read()), (t, t));
+                        cache.dealloc(block, bytes(size));
+                    }
+                });
+            }
+        });
+        cache.release();
+        assert_eq!(cache.cached_bytes(), 0);
+    }
+
+    #[test]
     fn the_cache_never_holds_more_than_its_limit() {
         let cache = BlockCache::with_limit(M / 2 * 5);
         unsafe {
