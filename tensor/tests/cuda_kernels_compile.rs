@@ -1,5 +1,5 @@
-//! Every CUDA kernel source compiles with NVRTC for `compute_90` (the H100), on any machine:
-//! NVRTC needs no GPU. Where `libnvrtc` cannot be opened the tests print `SKIPPED` and pass,
+//! Every CUDA kernel source compiles with NVRTC for `compute_90` (the H100), and assembles for
+//! `sm_90` without spills, on any machine: NVRTC needs no GPU. Where `libnvrtc` cannot be opened the tests print `SKIPPED` and pass,
 //! unless `PGM_REQUIRE_NVRTC=1` (set by `.ci/run`), which turns the skip into a failure.
 #![cfg(feature = "cuda")]
 
@@ -36,6 +36,63 @@ fn every_kernel_source_compiles_for_compute_90() {
             text.contains(".entry"),
             "{}: no kernels",
             source.file_name()
+        );
+    }
+}
+
+/// The number in front of `what` in a line of the assembler's report: 32 for " registers" in
+/// "Used 32 registers, used 0 barriers", 112 for " bytes stack frame" in "112 bytes stack frame".
+fn count_of(line: &str, what: &str) -> Option<u32> {
+    let before = &line[..line.find(what)?];
+    before.split_whitespace().last()?.parse().ok()
+}
+
+#[test]
+fn count_of_reads_the_assembler_report() {
+    let frame =
+        "ptxas         .     112 bytes stack frame, 8 bytes spill stores, 8 bytes spill loads";
+    assert_eq!(count_of(frame, " bytes stack frame"), Some(112));
+    assert_eq!(count_of(frame, " bytes spill stores"), Some(8));
+    let used = "ptxas info    : Used 38 registers, used 1 barriers, 128 bytes smem";
+    assert_eq!(count_of(used, " registers"), Some(38));
+    assert_eq!(count_of(used, " bytes spill stores"), None);
+}
+
+/// Every kernel also goes through the assembler for sm_90, as the driver takes it when it loads
+/// the PTX on an H100 / H200, and spills no register to local memory. Prints per source the
+/// kernel count, the most registers and the largest stack frame of any of its kernels.
+#[test]
+fn every_kernel_assembles_for_sm_90_without_spills() {
+    if !nvrtc_or_skip("every_kernel_assembles_for_sm_90_without_spills") {
+        return;
+    }
+    for source in Source::ALL {
+        let name = source.file_name();
+        let report = kernels::assembler_report(source, "sm_90").unwrap_or_else(|e| panic!("{e}"));
+        let entries = kernels::compile_source(source, "compute_90")
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .to_src()
+            .matches(".entry ")
+            .count();
+        let assembled = report.matches("Compiling entry function").count();
+        assert_eq!(
+            assembled, entries,
+            "{name}: {assembled} of {entries} kernels assembled"
+        );
+        let (mut registers, mut stack) = (0, 0);
+        for line in report.lines() {
+            if let Some(spilled) = count_of(line, " bytes spill stores") {
+                assert_eq!(spilled, 0, "{name} spills registers: {line}");
+            }
+            stack = stack.max(count_of(line, " bytes stack frame").unwrap_or(0));
+            registers = registers.max(count_of(line, " registers").unwrap_or(0));
+        }
+        assert!(
+            registers > 0,
+            "{name}: no register counts in the report:\n{report}"
+        );
+        eprintln!(
+            "{name}: {entries} kernels, at most {registers} registers and a {stack}-byte stack frame"
         );
     }
 }

@@ -141,9 +141,8 @@ pub fn include_paths() -> Vec<String> {
     out
 }
 
-/// Compiles one module's text (the common header is added in front) to PTX for `arch`, e.g.
-/// `"compute_90"`. Errors: NVRTC missing, or the compiler's log when the source does not compile.
-pub fn compile(name: &str, code: &str, arch: &'static str) -> Result<Ptx> {
+/// The include paths NVRTC needs, or an error when NVRTC or the CUDA headers are missing.
+fn nvrtc_includes() -> Result<Vec<String>> {
     if !nvrtc_available() {
         return Err(nvrtc_error(
             "libnvrtc not found: install the CUDA toolkit or `pip install nvidia-cuda-nvrtc` \
@@ -156,6 +155,13 @@ pub fn compile(name: &str, code: &str, arch: &'static str) -> Result<Ptx> {
             "cuda_bf16.h not found: set PGM_CUDA_INCLUDE to a CUDA include folder",
         ));
     }
+    Ok(includes)
+}
+
+/// Compiles one module's text (the common header is added in front) to PTX for `arch`, e.g.
+/// `"compute_90"`. Errors: NVRTC missing, or the compiler's log when the source does not compile.
+pub fn compile(name: &str, code: &str, arch: &'static str) -> Result<Ptx> {
+    let includes = nvrtc_includes()?;
     let src = format!("{COMMON}\n{code}");
     let opts = CompileOptions {
         arch: Some(arch),
@@ -176,6 +182,44 @@ pub fn compile(name: &str, code: &str, arch: &'static str) -> Result<Ptx> {
 /// Compiles one of our sources to PTX for `arch`.
 pub fn compile_source(source: Source, arch: &'static str) -> Result<Ptx> {
     compile(source.file_name(), source.code(), arch)
+}
+
+/// Compiles one of our sources on to machine code for `arch` (e.g. `"sm_90"`), the step the
+/// driver takes when it loads the PTX on a GPU, and returns the assembler's report: for every
+/// kernel its registers, stack frame, spilled bytes and shared memory. It needs no GPU, so CI
+/// catches what only that step would reject.
+pub fn assembler_report(source: Source, arch: &str) -> Result<String> {
+    use cudarc::nvrtc::result;
+    use std::ffi::{CStr, CString};
+    let includes = nvrtc_includes()?;
+    let cstring = |s: String| CString::new(s).map_err(|e| nvrtc_error(e.to_string()));
+    let src = cstring(format!("{COMMON}\n{}", source.code()))?;
+    let name = cstring(source.file_name().to_string())?;
+    let mut options = vec![
+        format!("--gpu-architecture={arch}"),
+        "--std=c++17".to_string(),
+        "--ptxas-options=-v".to_string(),
+    ];
+    options.extend(includes.iter().map(|p| format!("--include-path={p}")));
+    let program = result::create_program(&src, Some(&name))
+        .map_err(|e| nvrtc_error(format!("{}: {e:?}", source.file_name())))?;
+    // SAFETY: `program` is a live NVRTC program, destroyed exactly once below; the log is a
+    // NUL-terminated string that NVRTC wrote into a buffer of the size it asked for.
+    unsafe {
+        let compiled = result::compile_program(program, &options);
+        let log = result::get_program_log(program)
+            .map(|raw| CStr::from_ptr(raw.as_ptr()).to_string_lossy().into_owned());
+        result::destroy_program(program)
+            .map_err(|e| nvrtc_error(format!("{}: {e:?}", source.file_name())))?;
+        let log = log.map_err(|e| nvrtc_error(format!("{}: {e:?}", source.file_name())))?;
+        match compiled {
+            Ok(()) => Ok(log),
+            Err(_) => Err(nvrtc_error(format!(
+                "{} does not assemble for {arch}:\n{log}",
+                source.file_name()
+            ))),
+        }
+    }
 }
 
 /// `compute_XY` for a compute capability, as a `'static` string (NVRTC's options want one);
