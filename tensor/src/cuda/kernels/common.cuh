@@ -25,13 +25,19 @@ struct Strided {
     unsigned int strides[MAX_RANK];
 };
 
-// Storage offset of the element with row-major logical index `i`.
+// Storage offset of the element with row-major logical index `i`. The loop runs over all
+// MAX_RANK dims, unrolled, and skips those past the rank: every index into `dims` and `strides`
+// is then a constant, so the layout stays in registers. (A loop bounded by `rank` indexes them
+// at run time, which makes the compiler copy each layout to local memory first.)
 __device__ __forceinline__ unsigned int strided_offset(const Strided &s, unsigned int i) {
     unsigned int off = s.offset;
-    for (int d = (int)s.rank - 1; d >= 0; --d) {
-        unsigned int n = s.dims[d];
-        off += (i % n) * s.strides[d];
-        i /= n;
+#pragma unroll
+    for (int d = MAX_RANK - 1; d >= 0; --d) {
+        if (d < (int)s.rank) {
+            unsigned int n = s.dims[d];
+            off += (i % n) * s.strides[d];
+            i /= n;
+        }
     }
     return off;
 }
