@@ -25,11 +25,13 @@ struct Strided {
     unsigned int strides[MAX_RANK];
 };
 
-// Storage offset of the element with row-major logical index `i`. The loop runs over all
-// MAX_RANK dims, unrolled, and skips those past the rank: every index into `dims` and `strides`
-// is then a constant, so the layout stays in registers. (A loop bounded by `rank` indexes them
-// at run time, which makes the compiler copy each layout to local memory first.)
+// Storage offset of the element with row-major logical index `i` (i < the layout's element
+// count). Rank 1, which every contiguous operand is (`Strided::of`), needs no division. The
+// loop runs over all MAX_RANK dims, unrolled, and skips those past the rank: every index into
+// `dims` and `strides` is then a constant, so the layout stays in registers. (A loop bounded by
+// `rank` indexes them at run time, which makes the compiler copy each layout to local memory.)
 __device__ __forceinline__ unsigned int strided_offset(const Strided &s, unsigned int i) {
+    if (s.rank == 1) return s.offset + i * s.strides[0];
     unsigned int off = s.offset;
 #pragma unroll
     for (int d = MAX_RANK - 1; d >= 0; --d) {
