@@ -191,34 +191,32 @@ pub fn compile_source(source: Source, arch: &'static str) -> Result<Ptx> {
 pub fn assembler_report(source: Source, arch: &str) -> Result<String> {
     use cudarc::nvrtc::result;
     use std::ffi::{CStr, CString};
+    let file = source.file_name();
     let includes = nvrtc_includes()?;
-    let cstring = |s: String| CString::new(s).map_err(|e| nvrtc_error(e.to_string()));
-    let src = cstring(format!("{COMMON}\n{}", source.code()))?;
-    let name = cstring(source.file_name().to_string())?;
+    let failed = |e: &dyn std::fmt::Debug| nvrtc_error(format!("{file}: {e:?}"));
+    let src = CString::new(format!("{COMMON}\n{}", source.code())).map_err(|e| failed(&e))?;
+    let name = CString::new(file).map_err(|e| failed(&e))?;
     let mut options = vec![
         format!("--gpu-architecture={arch}"),
         "--std=c++17".to_string(),
         "--ptxas-options=-v".to_string(),
     ];
     options.extend(includes.iter().map(|p| format!("--include-path={p}")));
-    let program = result::create_program(&src, Some(&name))
-        .map_err(|e| nvrtc_error(format!("{}: {e:?}", source.file_name())))?;
+    let program = result::create_program(&src, Some(&name)).map_err(|e| failed(&e))?;
     // SAFETY: `program` is a live NVRTC program, destroyed exactly once below; the log is a
     // NUL-terminated string that NVRTC wrote into a buffer of the size it asked for.
-    unsafe {
+    let (compiled, log) = unsafe {
         let compiled = result::compile_program(program, &options);
         let log = result::get_program_log(program)
             .map(|raw| CStr::from_ptr(raw.as_ptr()).to_string_lossy().into_owned());
-        result::destroy_program(program)
-            .map_err(|e| nvrtc_error(format!("{}: {e:?}", source.file_name())))?;
-        let log = log.map_err(|e| nvrtc_error(format!("{}: {e:?}", source.file_name())))?;
-        match compiled {
-            Ok(()) => Ok(log),
-            Err(_) => Err(nvrtc_error(format!(
-                "{} does not assemble for {arch}:\n{log}",
-                source.file_name()
-            ))),
-        }
+        result::destroy_program(program).map_err(|e| failed(&e))?;
+        (compiled, log.map_err(|e| failed(&e))?)
+    };
+    match compiled {
+        Ok(()) => Ok(log),
+        Err(_) => Err(nvrtc_error(format!(
+            "{file} does not compile and assemble for {arch}:\n{log}"
+        ))),
     }
 }
 
