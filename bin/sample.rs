@@ -30,6 +30,9 @@ static ALLOC: tensor::cpu::BlockCache = tensor::cpu::BlockCache::new();
 
 type Error = Box<dyn std::error::Error>;
 
+/// The paper's step count, the default of `--steps`.
+const DEFAULT_STEPS: usize = 128;
+
 /// Where `cargo run --release --bin train` (no arguments) leaves its model.
 const DEFAULT_CHECKPOINT: &str = "runs/pgm-default/checkpoint";
 
@@ -60,9 +63,10 @@ struct Args {
     /// Default: efficient-uniform for a PGM, ddpm-cache for an MDLM.
     #[arg(long)]
     sampler: Option<String>,
-    /// Denoising steps S (1..=L).
-    #[arg(long, default_value_t = 128)]
-    steps: usize,
+    /// Denoising steps S (1..=L). Default: 128, or the number of positions to generate
+    /// (L − 1 for BOS, minus the prompt) when that is fewer.
+    #[arg(long)]
+    steps: Option<usize>,
     #[arg(long, default_value_t = 8)]
     batch_size: usize,
     /// Timed batches (the paper: 20).
@@ -171,10 +175,10 @@ fn run(args: Args) -> Result<(), Error> {
         "left-to-right" => Order::LeftToRight,
         o => return Err(format!("unknown --order '{o}' (random or left-to-right)").into()),
     };
-    let steps_list = if args.sweep_steps.is_empty() {
+    let steps_list: Vec<Option<usize>> = if args.sweep_steps.is_empty() {
         vec![args.steps]
     } else {
-        args.sweep_steps.clone()
+        args.sweep_steps.iter().copied().map(Some).collect()
     };
     let models = load_models(&args, sampler)?;
     let mut reports: Vec<Report> = Vec::new();
@@ -185,7 +189,7 @@ fn run(args: Args) -> Result<(), Error> {
             // The next run's buffers have other sizes: hand this run's back to the system.
             ALLOC.release();
             texts.push((
-                format!("{} {} {steps} steps", report.model, report.sampler),
+                format!("{} {} {} steps", report.model, report.sampler, report.steps),
                 samples,
             ));
             reports.push(report);
@@ -310,18 +314,18 @@ fn tokenizer(cfg: &ModelConfig) -> Result<Option<Box<dyn Tokenizer>>, Error> {
     })
 }
 
-/// Runs warm-up and timed batches of one sampler; returns the report and the decoded samples
-/// of the last batch.
+/// Runs warm-up and timed batches of one sampler with `steps` steps (None: the default, see
+/// `Args::steps`); returns the report and the decoded samples of the last batch.
 fn time_sampler(
     args: &Args,
     loaded: &Loaded,
     kind: SamplerKind,
     order: Order,
-    steps: usize,
+    steps: Option<usize>,
 ) -> Result<(Report, Vec<String>), Error> {
     let cfg = loaded.model.config();
     let tok = tokenizer(cfg)?;
-    let mut opts = SampleOptions::new(kind, steps, tok.as_ref().map_or(0, |t| t.bos()));
+    let mut opts = SampleOptions::new(kind, DEFAULT_STEPS, tok.as_ref().map_or(0, |t| t.bos()));
     opts.order = order;
     opts.draw = DrawRule {
         greedy: args.greedy,
@@ -350,6 +354,8 @@ fn time_sampler(
             .into());
         }
     }
+    opts.steps = steps.unwrap_or(DEFAULT_STEPS.min(opts.targets(cfg.seq_len)));
+    let steps = opts.steps;
     opts.validate(cfg).map_err(|e| format!("{e}"))?;
     let mut rng = Rng::seed(args.seed);
     let mut latencies = Vec::new();

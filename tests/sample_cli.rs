@@ -86,6 +86,26 @@ fn a_pgm_sampler_on_an_mdlm_checkpoint_is_refused() {
 }
 
 #[test]
+fn the_default_steps_fit_a_short_checkpoint() {
+    // pgm-tiny has L = 16: BOS and 15 positions to generate, fewer than the default 128 steps.
+    let dir = std::env::temp_dir().join(format!("pgm-sample-steps-{}", std::process::id()));
+    let cfg = pgm::config::ModelConfig::preset("pgm-tiny").unwrap();
+    let (_, store) =
+        pgm::checkpoint::Model::new(&cfg, tensor::DType::F32, tensor::Device::Cpu, 0).unwrap();
+    pgm::checkpoint::save(&dir, &cfg, &store).unwrap();
+    let dir_s = dir.to_str().unwrap();
+    let (code, out, err) = sample(&["--checkpoint", dir_s, "--num-batches", "1", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("stdout is JSON");
+    assert_eq!(v["runs"][0]["steps"], 15);
+    // Asked for explicitly, too many steps are still an error.
+    let (code, _, err) = sample(&["--checkpoint", dir_s, "--steps", "16"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("use at most 15 steps"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn a_tiny_run_reports_json() {
     let (code, out, err) = sample(&[
         "--random-init",
