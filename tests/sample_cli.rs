@@ -15,6 +15,16 @@ fn sample(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// A freshly initialised model of `preset` saved as a checkpoint in a new temporary folder.
+fn fresh_checkpoint(preset: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pgm-sample-cli-{preset}-{}", std::process::id()));
+    let cfg = pgm::config::ModelConfig::preset(preset).unwrap();
+    let (_, store) =
+        pgm::checkpoint::Model::new(&cfg, tensor::DType::F32, tensor::Device::Cpu, 0).unwrap();
+    pgm::checkpoint::save(&dir, &cfg, &store).unwrap();
+    dir
+}
+
 #[test]
 fn bad_flags_are_clear_errors() {
     let tiny = ["--random-init", "--preset", "pgm-tiny"];
@@ -63,11 +73,7 @@ fn bad_flags_are_clear_errors() {
 
 #[test]
 fn a_pgm_sampler_on_an_mdlm_checkpoint_is_refused() {
-    let dir = std::env::temp_dir().join(format!("pgm-sample-cli-{}", std::process::id()));
-    let cfg = pgm::config::ModelConfig::preset("mdlm-tiny").unwrap();
-    let (_, store) =
-        pgm::checkpoint::Model::new(&cfg, tensor::DType::F32, tensor::Device::Cpu, 0).unwrap();
-    pgm::checkpoint::save(&dir, &cfg, &store).unwrap();
+    let dir = fresh_checkpoint("mdlm-tiny");
     let dir_s = dir.to_str().unwrap();
     let (code, _, err) = sample(&["--checkpoint", dir_s, "--sampler", "efficient-uniform"]);
     assert_eq!(code, 2, "{err}");
@@ -88,11 +94,7 @@ fn a_pgm_sampler_on_an_mdlm_checkpoint_is_refused() {
 #[test]
 fn the_default_steps_fit_a_short_checkpoint() {
     // pgm-tiny has L = 16: BOS and 15 positions to generate, fewer than the default 128 steps.
-    let dir = std::env::temp_dir().join(format!("pgm-sample-steps-{}", std::process::id()));
-    let cfg = pgm::config::ModelConfig::preset("pgm-tiny").unwrap();
-    let (_, store) =
-        pgm::checkpoint::Model::new(&cfg, tensor::DType::F32, tensor::Device::Cpu, 0).unwrap();
-    pgm::checkpoint::save(&dir, &cfg, &store).unwrap();
+    let dir = fresh_checkpoint("pgm-tiny");
     let dir_s = dir.to_str().unwrap();
     let (code, out, err) = sample(&["--checkpoint", dir_s, "--num-batches", "1", "--json"]);
     assert_eq!(code, 0, "{err}");
