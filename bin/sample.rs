@@ -181,19 +181,29 @@ fn run(args: Args) -> Result<(), Error> {
         args.sweep_steps.iter().copied().map(Some).collect()
     };
     let models = load_models(&args, sampler)?;
+    let tokenizers = models
+        .iter()
+        .map(|(loaded, _)| tokenizer(loaded.model.config()))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Every run's options first: a step count a model cannot take fails before anything runs.
+    let mut runs = Vec::new();
+    for &steps in &steps_list {
+        for ((loaded, kind), tok) in models.iter().zip(&tokenizers) {
+            let opts = sample_options(&args, loaded, tok.as_deref(), *kind, order, steps)?;
+            runs.push((loaded, tok.as_deref(), opts));
+        }
+    }
     let mut reports: Vec<Report> = Vec::new();
     let mut texts = Vec::new(); // (the run, its decoded samples)
-    for &steps in &steps_list {
-        for (loaded, kind) in &models {
-            let (report, samples) = time_sampler(&args, loaded, *kind, order, steps)?;
-            // The next run's buffers have other sizes: hand this run's back to the system.
-            ALLOC.release();
-            texts.push((
-                format!("{} {} {} steps", report.model, report.sampler, report.steps),
-                samples,
-            ));
-            reports.push(report);
-        }
+    for (loaded, tok, opts) in runs {
+        let (report, samples) = time_sampler(&args, loaded, tok, &opts)?;
+        // The next run's buffers have other sizes: hand this run's back to the system.
+        ALLOC.release();
+        texts.push((
+            format!("{} {} {} steps", report.model, report.sampler, report.steps),
+            samples,
+        ));
+        reports.push(report);
     }
     let ratios = ratios(&reports, &models);
     // The samples go to --output whenever it is given; to stdout only for a single run
@@ -314,25 +324,25 @@ fn tokenizer(cfg: &ModelConfig) -> Result<Option<Box<dyn Tokenizer>>, Error> {
     })
 }
 
-/// Runs warm-up and timed batches of one sampler with `steps` steps (None: the default, see
-/// `Args::steps`); returns the report and the decoded samples of the last batch.
-fn time_sampler(
+/// The checked options of one run: `kind` with `steps` steps (None: the default, see
+/// `Args::steps`) and the flags' draw rule, order and prompt.
+fn sample_options(
     args: &Args,
     loaded: &Loaded,
+    tok: Option<&dyn Tokenizer>,
     kind: SamplerKind,
     order: Order,
     steps: Option<usize>,
-) -> Result<(Report, Vec<String>), Error> {
+) -> Result<SampleOptions, Error> {
     let cfg = loaded.model.config();
-    let tok = tokenizer(cfg)?;
-    let mut opts = SampleOptions::new(kind, DEFAULT_STEPS, tok.as_ref().map_or(0, |t| t.bos()));
+    let mut opts = SampleOptions::new(kind, DEFAULT_STEPS, tok.map_or(0, |t| t.bos()));
     opts.order = order;
     opts.draw = DrawRule {
         greedy: args.greedy,
         top_p: args.top_p,
     };
     if let Some(text) = &args.prompt {
-        let Some(t) = &tok else {
+        let Some(t) = tok else {
             return Err(format!(
                 "--prompt needs a tokenizer, and a vocabulary of {} ids matches none",
                 cfg.vocab_size
@@ -355,8 +365,20 @@ fn time_sampler(
         }
     }
     opts.steps = steps.unwrap_or(DEFAULT_STEPS.min(opts.targets(cfg.seq_len)));
-    let steps = opts.steps;
     opts.validate(cfg).map_err(|e| format!("{e}"))?;
+    Ok(opts)
+}
+
+/// Runs warm-up and timed batches of one sampler; returns the report and the decoded samples
+/// of the last batch.
+fn time_sampler(
+    args: &Args,
+    loaded: &Loaded,
+    tok: Option<&dyn Tokenizer>,
+    opts: &SampleOptions,
+) -> Result<(Report, Vec<String>), Error> {
+    let cfg = loaded.model.config();
+    let (kind, steps) = (opts.sampler, opts.steps);
     let mut rng = Rng::seed(args.seed);
     let mut latencies = Vec::new();
     let (mut last, total) = (None, args.warmup + args.num_batches);
@@ -372,7 +394,7 @@ fn time_sampler(
         let out = sample(
             &loaded.model,
             &loaded.store,
-            &opts,
+            opts,
             args.batch_size,
             &mut rng,
         )?;
@@ -397,7 +419,7 @@ fn time_sampler(
     let texts = last
         .tokens
         .iter()
-        .map(|row| match &tok {
+        .map(|row| match tok {
             Some(t) => t.decode(row),
             None => format!("{row:?}"),
         })

@@ -100,10 +100,14 @@ fn the_default_steps_fit_a_short_checkpoint() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("stdout is JSON");
     assert_eq!(v["runs"][0]["steps"], 15);
-    // Asked for explicitly, too many steps are still an error.
+    // Asked for explicitly, too many steps are still an error; in a sweep, before any run.
     let (code, _, err) = sample(&["--checkpoint", dir_s, "--steps", "16"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("use at most 15 steps"), "{err}");
+    let (code, _, err) = sample(&["--checkpoint", dir_s, "--sweep-steps", "4,16"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("use at most 15 steps"), "{err}");
+    assert!(!err.contains("S=4: batch"), "the 4-step run started: {err}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
