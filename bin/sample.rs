@@ -117,6 +117,8 @@ struct Args {
 /// One timed configuration.
 #[derive(Serialize, Clone, Debug)]
 struct Report {
+    /// Where it ran, e.g. "cuda:0 (NVIDIA H200)" or "cpu (2 threads)".
+    device: String,
     model: &'static str,
     source: String,
     params: usize,
@@ -425,6 +427,7 @@ fn time_sampler(
         })
         .collect();
     let report = Report {
+        device: args.device.describe(),
         model: model_name(cfg),
         source: loaded.source.clone(),
         params: cfg.num_params(),
@@ -503,6 +506,9 @@ fn write_samples(args: &Args, runs: &[(String, Vec<String>)]) -> Result<(), Erro
 }
 
 fn print_table(reports: &[Report], ratios: &[Ratio]) {
+    if let Some(r) = reports.first() {
+        println!("device: {}", r.device);
+    }
     println!(
         "{:<5} {:>7} {:<22} {:>5} {:>5} {:>5} {:>20} {:>10} {:>6} {:>9}",
         "model",

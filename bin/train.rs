@@ -256,6 +256,11 @@ fn run(args: Args) -> Result<(), Error> {
         data.train.len(),
         data.val.len()
     );
+    println!(
+        "device: {}, computing in {:?}",
+        args.device.describe(),
+        args.dtype.dtype()
+    );
 
     let val_batches: Vec<Tensor> = validation_batches(
         &data.val,

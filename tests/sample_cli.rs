@@ -133,6 +133,10 @@ fn a_tiny_run_reports_json() {
     assert_eq!(run["sampler"], "efficient-uniform");
     assert_eq!(run["model"], "pgm");
     assert_eq!(run["steps"], 5);
+    assert!(
+        run["device"].as_str().unwrap().starts_with("cpu ("),
+        "{run}"
+    );
     assert_eq!(run["batch"], 3);
     assert_eq!(run["seq_len"], 16);
     assert_eq!(run["timed_batches"], 2);

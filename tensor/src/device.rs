@@ -35,6 +35,21 @@ impl Device {
             )),
         }
     }
+
+    /// The device for reports: "cpu (2 threads)", or "cuda:0 (NVIDIA H200)" with the name the
+    /// driver gives (just "cuda:0" when it cannot be read).
+    pub fn describe(self) -> String {
+        match self {
+            Device::Cpu => format!("cpu ({} threads)", rayon::current_num_threads()),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(i) => match crate::cuda::device_name(i) {
+                Ok(name) => format!("{self} ({name})"),
+                Err(_) => self.to_string(),
+            },
+            #[cfg(not(feature = "cuda"))]
+            Device::Cuda(_) => self.to_string(),
+        }
+    }
 }
 
 impl fmt::Display for Device {
@@ -59,5 +74,21 @@ impl std::str::FromStr for Device {
                 .map(Device::Cuda)
                 .ok_or_else(|| format!("unknown device '{s}': expected cpu, cuda or cuda:N")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_names_the_device() {
+        assert_eq!(
+            Device::Cpu.describe(),
+            format!("cpu ({} threads)", rayon::current_num_threads())
+        );
+        // No machine has a GPU 99: its name cannot be read, which leaves the ordinal alone
+        // (and no panic, with or without a CUDA driver).
+        assert_eq!(Device::Cuda(99).describe(), "cuda:99");
     }
 }

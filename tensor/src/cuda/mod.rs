@@ -94,6 +94,14 @@ pub fn stream(ordinal: usize) -> Result<Arc<CudaStream>> {
     Ok(s)
 }
 
+/// The name the driver gives GPU `ordinal`, e.g. "NVIDIA H200".
+pub fn device_name(ordinal: usize) -> Result<String> {
+    stream(ordinal)?
+        .context()
+        .name()
+        .map_err(|e| cuda_error("device_name", format!("cuda:{ordinal}: {e}")))
+}
+
 /// True when a CUDA driver and at least one GPU can be opened.
 pub fn is_available() -> bool {
     stream(0).is_ok()
