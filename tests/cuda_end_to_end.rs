@@ -1,26 +1,36 @@
 //! The whole model on a GPU against the CPU: the first training steps of a tiny PGM and MDLM
-//! give the CPU run's losses, and greedy left-to-right sampling from the same (random) weights
-//! gives the CPU's tokens. Each test prints `SKIPPED` and passes where no GPU can be opened.
+//! give the CPU run's losses, greedy left-to-right sampling from the same (random) weights
+//! gives the CPU's tokens, and the `train` and `sample` binaries run with `--device cuda`.
+//! Each test prints `SKIPPED` and passes where no GPU can be opened, unless `PGM_REQUIRE_GPU`
+//! is set (CI sets it when it runs these tests on the CUDA emulator, `tensor/cuda_emulator`).
 //!
 //! ```sh
 //! cargo test --release --features cuda --test cuda_end_to_end -- --nocapture
 //! ```
 #![cfg(feature = "cuda")]
 
+use cli::metrics::Record;
 use pgm::checkpoint::{self, Model};
 use pgm::config::ModelConfig;
 use pgm::sampler::{sample, Order, SampleOptions, SamplerKind};
 use pgm::trainer::{TrainConfig, Trainer};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use tensor::{DType, Device, Rng, Tensor};
 
 const GPU: Device = Device::Cuda(0);
 
 fn gpu_or_skip(test: &str) -> bool {
-    if tensor::cuda::is_available() {
-        return true;
+    match tensor::cuda::stream(0) {
+        Ok(_) => true,
+        Err(e) if std::env::var_os("PGM_REQUIRE_GPU").is_some() => {
+            panic!("{test}: PGM_REQUIRE_GPU is set but no GPU opens: {e}")
+        }
+        Err(_) => {
+            eprintln!("SKIPPED {test}: no CUDA device");
+            false
+        }
     }
-    eprintln!("SKIPPED {test}: no CUDA device");
-    false
 }
 
 fn train_config() -> TrainConfig {
@@ -47,12 +57,14 @@ fn batch(i: u64, len: usize) -> Vec<Tensor> {
     vec![Tensor::from_vec(ids, [4, len], Device::Cpu).unwrap()]
 }
 
-/// The losses of the first four optimiser steps of `preset` (dropout on) on `device`, the
+/// The losses of the first four optimiser steps of model `cfg` (dropout on) on `device`, the
 /// passes computing in `compute` over f32 weights.
-fn losses(preset: &str, device: Device, compute: DType) -> Vec<f64> {
-    let mut cfg = ModelConfig::preset(preset).unwrap();
-    cfg.dropout = 0.1;
-    let (model, params) = Model::new(&cfg, DType::F32, device, 1).unwrap();
+fn losses(cfg: &ModelConfig, device: Device, compute: DType) -> Vec<f64> {
+    let cfg = &ModelConfig {
+        dropout: 0.1,
+        ..cfg.clone()
+    };
+    let (model, params) = Model::new(cfg, DType::F32, device, 1).unwrap();
     let mut trainer = Trainer::new(model, params, train_config());
     trainer.set_compute_dtype(compute);
     let losses = (0..4)
@@ -67,16 +79,28 @@ fn first_training_steps_match_the_cpu() {
     if !gpu_or_skip("first_training_steps_match_the_cpu") {
         return;
     }
-    for preset in ["pgm-tiny", "mdlm-tiny"] {
+    // The tiny presets, and again at the byte vocabulary: rows of 259 logits, longer than a
+    // block of 256 threads.
+    for (preset, vocab_size) in [
+        ("pgm-tiny", 19),
+        ("mdlm-tiny", 19),
+        ("pgm-tiny", 259),
+        ("mdlm-tiny", 259),
+    ] {
+        let cfg = ModelConfig {
+            vocab_size,
+            ..ModelConfig::preset(preset).unwrap()
+        };
         let (cpu, gpu) = (
-            losses(preset, Device::Cpu, DType::F32),
-            losses(preset, GPU, DType::F32),
+            losses(&cfg, Device::Cpu, DType::F32),
+            losses(&cfg, GPU, DType::F32),
         );
-        eprintln!("{preset}: cpu {cpu:?}\n{preset}: gpu {gpu:?}");
+        let what = format!("{preset}, vocabulary {vocab_size}");
+        eprintln!("{what}: cpu {cpu:?}\n{what}: gpu {gpu:?}");
         for (step, (c, g)) in cpu.iter().zip(&gpu).enumerate() {
             assert!(
                 (c - g).abs() <= 1e-4 * c.abs().max(1.0),
-                "{preset} step {step}: cpu loss {c}, gpu loss {g}"
+                "{what} step {step}: cpu loss {c}, gpu loss {g}"
             );
         }
     }
@@ -93,9 +117,10 @@ fn bf16_trains_and_samples() {
         ("pgm-tiny", SamplerKind::EfficientUniform),
         ("mdlm-tiny", SamplerKind::DdpmCache),
     ] {
+        let cfg = ModelConfig::preset(preset).unwrap();
         let (f32s, bf16s) = (
-            losses(preset, GPU, DType::F32),
-            losses(preset, GPU, DType::BF16),
+            losses(&cfg, GPU, DType::F32),
+            losses(&cfg, GPU, DType::BF16),
         );
         eprintln!("{preset}: f32 {f32s:?}\n{preset}: bf16 {bf16s:?}");
         for (step, (a, b)) in f32s.iter().zip(&bf16s).enumerate() {
@@ -104,7 +129,6 @@ fn bf16_trains_and_samples() {
                 "{preset} step {step}: f32 loss {a}, bf16 loss {b}"
             );
         }
-        let cfg = ModelConfig::preset(preset).unwrap();
         let (model, store) = Model::new(&cfg, DType::BF16, GPU, 2).unwrap();
         let opts = SampleOptions::new(kind, 8, 17);
         let rows = sample(&model, &store, &opts, 2, &mut Rng::seed(1))
@@ -178,4 +202,112 @@ fn greedy_samples_match_the_cpu() {
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+/// A binary of this package: beside this test program when it was copied out of `target/`
+/// (`.ci/gpu build` puts both in one folder), else where cargo built it.
+fn binary(name: &str, built: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let beside = exe.parent().unwrap().join(name);
+    if beside.is_file() {
+        beside
+    } else {
+        PathBuf::from(built)
+    }
+}
+
+/// Runs `program` with `args`; fails with its output unless it succeeds. Returns its output.
+fn run_ok(program: &Path, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{text}",
+        program.display()
+    );
+    text
+}
+
+/// `train --device cuda` on the built-in corpus gives the CPU run's training and validation
+/// losses, and `sample --device cuda` samples from its checkpoint.
+#[test]
+fn the_binaries_train_and_sample_on_the_gpu() {
+    if !gpu_or_skip("the_binaries_train_and_sample_on_the_gpu") {
+        return;
+    }
+    let train = binary("train", env!("CARGO_BIN_EXE_train"));
+    let sample = binary("sample", env!("CARGO_BIN_EXE_sample"));
+    let dir = std::env::temp_dir().join(format!("pgm-cuda-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("tiny.json");
+    let cfg = ModelConfig {
+        vocab_size: 259,
+        seq_len: 32,
+        ..ModelConfig::preset("pgm-tiny").unwrap()
+    };
+    std::fs::write(&config, cfg.to_json()).unwrap();
+    let records = |device: &str| -> Vec<Record> {
+        let out = dir.join(device);
+        let args = [
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--device",
+            device,
+            "--steps",
+            "4",
+            "--batch-size",
+            "2",
+            "--eval-every",
+            "2",
+            "--eval-batches",
+            "1",
+            "--log-every",
+            "1",
+            "--quiet",
+        ];
+        run_ok(&train, &args);
+        std::fs::read_to_string(out.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (cpu, gpu) = (records("cpu"), records("cuda"));
+    assert_eq!(cpu.len(), gpu.len());
+    let near = |a: f64, b: f64| (a - b).abs() <= 1e-4 * a.abs().max(1.0);
+    for (c, g) in cpu.iter().zip(&gpu) {
+        assert!(
+            near(c.loss, g.loss),
+            "step {}: cpu {c:?}, gpu {g:?}",
+            c.step
+        );
+        match (c.val_loss, g.val_loss) {
+            (Some(a), Some(b)) => assert!(near(a, b), "step {}: cpu {a}, gpu {b}", c.step),
+            (a, b) => assert_eq!(a.is_some(), b.is_some(), "step {}", c.step),
+        }
+    }
+    let checkpoint = dir.join("cuda").join("checkpoint");
+    let args = [
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--device",
+        "cuda",
+        "--batch-size",
+        "2",
+        "--num-batches",
+        "1",
+        "--steps",
+        "8",
+    ];
+    let text = run_ok(&sample, &args);
+    assert!(text.contains("device: cuda:0"), "{text}");
+    assert_eq!(text.matches("=== sample").count(), 2, "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -2,7 +2,8 @@
 //! inputs (the fused ops and the draws: `cuda_vs_cpu_fused.rs`): relative error below 1e-5 for
 //! F32 (1e-4 where a long sum is involved) and 1e-2 for BF16 (compared with the CPU's F32
 //! result on the same bf16-rounded inputs). Each test prints `SKIPPED: no CUDA device` and
-//! returns where no GPU can be opened.
+//! returns where no GPU can be opened (fails instead with `PGM_REQUIRE_GPU` set, as CI does
+//! on the CUDA emulator).
 #![cfg(feature = "cuda")]
 
 mod common;

@@ -2,7 +2,7 @@
 //! layer norm with a per-group affine map (adaLN's modulate), partition attention, cross-entropy
 //! from logits, the gated residual with dropout, Gumbel-max token draws and dropout masks.
 //! Tolerances as in `cuda_vs_cpu.rs`; each test prints `SKIPPED: no CUDA device` and returns
-//! where no GPU can be opened.
+//! where no GPU can be opened (fails instead with `PGM_REQUIRE_GPU` set).
 #![cfg(feature = "cuda")]
 
 mod common;

@@ -1,7 +1,8 @@
 //! The CUDA paths that `cuda_vs_cpu.rs` reaches only with contiguous inputs, and the BF16
 //! backward ops: each operand here is a view made on the GPU (strided, with a storage offset,
 //! broadcast), so the kernels see the same layout the CPU reference sees. Tolerances as in
-//! `cuda_vs_cpu.rs`. Each test prints `SKIPPED: no CUDA device` where no GPU can be opened.
+//! `cuda_vs_cpu.rs`. Each test prints `SKIPPED: no CUDA device` where no GPU can be opened
+//! (fails instead with `PGM_REQUIRE_GPU` set).
 #![cfg(feature = "cuda")]
 
 mod common;

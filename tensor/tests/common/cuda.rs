@@ -4,13 +4,19 @@ use tensor::{DType, Device, Tensor};
 
 pub const GPU: Device = Device::Cuda(0);
 
-/// True when a GPU can be opened; otherwise prints that `test` is skipped and why.
+/// True when a GPU can be opened; otherwise prints that `test` is skipped and why, or fails
+/// when `PGM_REQUIRE_GPU` is set (CI sets it when it runs these tests on the CUDA emulator).
 pub fn gpu_or_skip(test: &str) -> bool {
-    if tensor::cuda::is_available() {
-        return true;
+    match tensor::cuda::stream(0) {
+        Ok(_) => true,
+        Err(e) if std::env::var_os("PGM_REQUIRE_GPU").is_some() => {
+            panic!("{test}: PGM_REQUIRE_GPU is set but no GPU opens: {e}")
+        }
+        Err(_) => {
+            eprintln!("SKIPPED {test}: no CUDA device");
+            false
+        }
     }
-    eprintln!("SKIPPED {test}: no CUDA device");
-    false
 }
 
 /// `t` on the GPU.
