@@ -22,6 +22,10 @@
 #include <setjmp.h>
 #include <ucontext.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -50,6 +54,7 @@ constexpr std::size_t STACK_BYTES = 64 * 1024;
 struct Fiber {
     std::unique_ptr<char[]> stack;  // null until the fiber is started
     jmp_buf resume_point;           // where it waits
+    void *asan_fake_stack = nullptr;  // AddressSanitizer's record of it while it waits
     State state;
     uint3 index;                    // threadIdx of this fiber
     unsigned long long offered;     // what it offers at a warp shuffle,
@@ -62,6 +67,9 @@ struct Block {
     Fiber fibers[MAX_THREADS];
     std::size_t threads = 0;     // fibers in use: the launch's block size
     jmp_buf scheduler;           // where the running fiber returns to
+    void *asan_fake_stack = nullptr;      // AddressSanitizer's record of the scheduler's stack
+    const void *scheduler_stack = nullptr;  // while a fiber runs,
+    std::size_t scheduler_stack_bytes = 0;  // and its extent
     Fiber *current = nullptr;    // the fiber now running, or none
     Thunk thunk = nullptr;
     void **params = nullptr;
@@ -80,19 +88,43 @@ Block &block() {
     std::abort();
 }
 
+// AddressSanitizer (`build --asan`) must be told of every switch of stacks: `leaving` before
+// one, naming the stack it goes to, `arrived` after it, which learns the stack it came from.
+// Both are nothing in a plain build.
+void leaving(void **fake_stack, const void *to, std::size_t to_bytes) {
+#if defined(__SANITIZE_ADDRESS__)
+    __sanitizer_start_switch_fiber(fake_stack, to, to_bytes);
+#else
+    (void)fake_stack, (void)to, (void)to_bytes;
+#endif
+}
+void arrived(void *fake_stack, const void **from, std::size_t *from_bytes) {
+#if defined(__SANITIZE_ADDRESS__)
+    __sanitizer_finish_switch_fiber(fake_stack, from, from_bytes);
+#else
+    (void)fake_stack, (void)from, (void)from_bytes;
+#endif
+}
+
 // Suspends the running fiber in `state` and returns to the scheduler.
 void wait_in(State state) {
     Block &b = block();
     Fiber *f = b.current;
     if (!f) fail("a barrier or shuffle outside a kernel");
     f->state = state;
-    if (_setjmp(f->resume_point) == 0) _longjmp(b.scheduler, 1);
+    if (_setjmp(f->resume_point) == 0) {
+        leaving(&f->asan_fake_stack, b.scheduler_stack, b.scheduler_stack_bytes);
+        _longjmp(b.scheduler, 1);
+    }
+    arrived(f->asan_fake_stack, &b.scheduler_stack, &b.scheduler_stack_bytes);
 }
 
 // A fiber's whole life: the current kernel, for one thread of one block at a time.
 void fiber_main() {
+    Block &b = block();
+    arrived(nullptr, &b.scheduler_stack, &b.scheduler_stack_bytes);
     for (;;) {
-        block().thunk(block().params);
+        b.thunk(b.params);
         wait_in(State::Done);
     }
 }
@@ -103,18 +135,23 @@ void resume(Fiber &f) {
     threadIdx = f.index;
     b.current = &f;
     if (_setjmp(b.scheduler) == 0) {
-        if (f.stack) _longjmp(f.resume_point, 1);
-        // First run: a new stack. The fiber never returns through this context; it jumps
-        // back to `b.scheduler`, so `unused` is never resumed.
+        if (f.stack) {
+            leaving(&b.asan_fake_stack, f.stack.get(), STACK_BYTES);
+            _longjmp(f.resume_point, 1);
+        }
+        // First run: a new stack, entered with setcontext. The fiber comes back by jumping
+        // to `b.scheduler`, so nothing of this frame needs saving.
         f.stack.reset(new char[STACK_BYTES]);
-        ucontext_t unused, start;
+        leaving(&b.asan_fake_stack, f.stack.get(), STACK_BYTES);
+        ucontext_t start;
         getcontext(&start);
         start.uc_stack.ss_sp = f.stack.get();
         start.uc_stack.ss_size = STACK_BYTES;
         start.uc_link = nullptr;
         makecontext(&start, fiber_main, 0);
-        swapcontext(&unused, &start);
+        setcontext(&start);
     }
+    arrived(b.asan_fake_stack, nullptr, nullptr);
     b.current = nullptr;
 }
 
