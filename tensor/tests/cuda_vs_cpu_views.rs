@@ -355,3 +355,116 @@ fn indexing_on_other_dims_dtypes_and_bad_ids() {
     assert!(gx.gather(1, &idx).is_err());
     assert!(gx.scatter_add(1, &idx, &src).is_err());
 }
+
+/// The kernels made once per dtype, for each of the six: casts between every pair, strided
+/// copies, `cat`, `gather`, `index_select`, comparisons, the f64 index adjoints and the bf16
+/// reductions over the last dim. Results must equal the CPU's exactly (casts round the same
+/// way), except the bf16 sums (1e-2).
+#[test]
+fn every_dtype_through_casts_copies_indexing_and_compares() {
+    if !gpu_or_skip("every_dtype_through_casts_copies_indexing_and_compares") {
+        return;
+    }
+    use tensor::op::CmpOp;
+    let cpu = Device::Cpu;
+    let all = [
+        DType::F32,
+        DType::F64,
+        DType::BF16,
+        DType::F16,
+        DType::U32,
+        DType::U8,
+    ];
+    let is_float = |d: DType| !matches!(d, DType::U32 | DType::U8);
+    // Integers below 251, which every dtype holds exactly; and fractional values for the casts
+    // between float dtypes, which round to nearest even (f32 values, so that f64 → bf16 rounds
+    // once on both devices).
+    let ints: Vec<f32> = (0..300).map(|i| (i * 7 % 251) as f32).collect();
+    let ints = Tensor::from_vec(ints, [12, 25], cpu).unwrap();
+    let mut rng = Rng::seed(31);
+    let floats = randn(&[12, 25], &mut rng).affine(100.0, 0.0).unwrap();
+    let exact = |what: String, got: &Tensor, want: &Tensor| {
+        assert_eq!(
+            (got.dtype(), got.dims()),
+            (want.dtype(), want.dims()),
+            "{what}"
+        );
+        assert_eq!(common::vals(got), common::vals(want), "{what}");
+    };
+    let idx: Vec<u32> = (0..48).map(|i| (i * 5 % 25) as u32).collect();
+    let idx = Tensor::from_vec(idx, [12, 4], cpu).unwrap();
+    let ids = Tensor::from_vec(vec![11u32, 0, 3, 3, 7], [5], cpu).unwrap();
+    for src in all {
+        for dst in all {
+            let x = if is_float(src) && is_float(dst) {
+                &floats
+            } else {
+                &ints
+            };
+            let xs = x.to_dtype(src).unwrap();
+            let what = format!("cast {src:?} → {dst:?}");
+            exact(
+                what,
+                &gpu(&xs).to_dtype(dst).unwrap(),
+                &xs.to_dtype(dst).unwrap(),
+            );
+        }
+        let x = ints.to_dtype(src).unwrap();
+        let g = gpu(&x);
+        let transposed = |t: &Tensor| t.t().unwrap().contiguous().unwrap();
+        exact(format!("copy {src:?}"), &transposed(&g), &transposed(&x));
+        let joined = |t: &Tensor| {
+            let part = t.narrow(1, 3, 5).unwrap();
+            Tensor::cat(&[t, &part], 1).unwrap()
+        };
+        exact(format!("cat {src:?}"), &joined(&g), &joined(&x));
+        let got = g.gather(1, &gpu(&idx)).unwrap();
+        exact(format!("gather {src:?}"), &got, &x.gather(1, &idx).unwrap());
+        let got = g.index_select(0, &gpu(&ids)).unwrap();
+        exact(
+            format!("index_select {src:?}"),
+            &got,
+            &x.index_select(0, &ids).unwrap(),
+        );
+        // Each row against the first, broadcast (the same values compared in f32 on the CPU).
+        // F16 is a storage type only: neither backend compares it.
+        if src != DType::F16 {
+            let first = |t: &Tensor| t.narrow(0, 0, 1).unwrap();
+            let got = g.cmp(&first(&g), CmpOp::Lt).unwrap();
+            let want = ints.cmp(&first(&ints), CmpOp::Lt).unwrap();
+            exact(format!("cmp {src:?}"), &got, &want);
+        }
+    }
+    // The index adjoints in f64 (f32 and bf16 are in `cuda_vs_cpu.rs`).
+    let x = floats.to_dtype(DType::F64).unwrap();
+    let src = randn(&[12, 5], &mut rng).to_dtype(DType::F64).unwrap();
+    let got = gpu(&x).index_add(1, &gpu(&ids), &gpu(&src)).unwrap();
+    close(
+        "index_add f64",
+        &got,
+        &x.index_add(1, &ids, &src).unwrap(),
+        1e-12,
+    );
+    let src = randn(&[12, 4], &mut rng).to_dtype(DType::F64).unwrap();
+    let got = gpu(&x).scatter_add(1, &gpu(&idx), &gpu(&src)).unwrap();
+    close(
+        "scatter_add f64",
+        &got,
+        &x.scatter_add(1, &idx, &src).unwrap(),
+        1e-12,
+    );
+    // Reductions of bf16 rows over the last dim.
+    let (r, g16) = both16(&floats);
+    close(
+        "sum bf16",
+        &g16.sum(1, false).unwrap(),
+        &r.sum(1, false).unwrap(),
+        1e-2,
+    );
+    close(
+        "max bf16",
+        &g16.max(1, false).unwrap(),
+        &r.max(1, false).unwrap(),
+        1e-2,
+    );
+}

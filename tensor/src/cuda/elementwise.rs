@@ -181,13 +181,14 @@ pub fn binary(a: &Tensor, b: &Tensor, shape: &Shape, op: BinaryOp) -> Result<Ten
     Ok(launch::tensor(data, xa.ordinal, shape.clone()))
 }
 
-/// (a op b) as a U8 mask, with broadcasting; F32, BF16, U32 or U8 operands of one dtype.
+/// (a op b) as a U8 mask, with broadcasting; F32, F64, BF16, U32 or U8 operands of one dtype.
 pub fn cmp(a: &Tensor, b: &Tensor, shape: &Shape, op: CmpOp) -> Result<Tensor> {
     let name = "cmp";
     let ((xa, sa), (xb, sb), n) = two_operands(name, a, b, shape)?;
     let (o, code) = (xa.ordinal, op as i32);
     let out = match (&xa.data, &xb.data) {
         (CudaData::F32(x), CudaData::F32(y)) => run(name, o, "cmp_f32", code, n, (x, sa), (y, sb))?,
+        (CudaData::F64(x), CudaData::F64(y)) => run(name, o, "cmp_f64", code, n, (x, sa), (y, sb))?,
         (CudaData::BF16(x), CudaData::BF16(y)) => {
             run(name, o, "cmp_bf16", code, n, (x, sa), (y, sb))?
         }
@@ -197,7 +198,7 @@ pub fn cmp(a: &Tensor, b: &Tensor, shape: &Shape, op: CmpOp) -> Result<Tensor> {
             return Err(launch::unsupported(
                 name,
                 other,
-                "two of F32, BF16, U32 or U8",
+                "two of F32, F64, BF16, U32 or U8",
             ))
         }
     };

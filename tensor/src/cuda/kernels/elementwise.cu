@@ -159,7 +159,7 @@ __device__ void where_cond(unsigned int n, const unsigned char *c, Strided sc, c
 FLOAT_KERNELS(float, f32)
 FLOAT_KERNELS(__nv_bfloat16, bf16)
 
-// Comparisons: floats compare in f32 (exact for bf16), integers as themselves.
+// Comparisons: f32 and bf16 compare in f32 (exact for bf16), f64 and integers as themselves.
 #define CMP_KERNEL(T, C, NAME)                                                                \
     extern "C" __global__ void cmp_##NAME(int op, unsigned int n, const T *a, Strided sa,     \
                                           const T *b, Strided sb, unsigned char *out) {       \
@@ -167,6 +167,7 @@ FLOAT_KERNELS(__nv_bfloat16, bf16)
     }
 
 CMP_KERNEL(float, float, f32)
+CMP_KERNEL(double, double, f64)
 CMP_KERNEL(__nv_bfloat16, float, bf16)
 CMP_KERNEL(unsigned int, unsigned int, u32)
 CMP_KERNEL(unsigned char, unsigned char, u8)
