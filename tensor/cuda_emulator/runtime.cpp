@@ -235,7 +235,7 @@ Thunk find_kernel(const std::string &name) {
 void launch(const std::string &name, Thunk thunk, void **params, Extent grid, Extent dims) {
     Block &b = block();
     std::size_t threads = (std::size_t)dims.x * dims.y * dims.z;
-    if (threads == 0 || threads > MAX_THREADS) fail("a block of more than 1024 threads");
+    if (threads == 0 || threads > MAX_THREADS) fail("a block of no thread or of more than 1024");
     b.threads = threads;
     for (std::size_t t = 0; t < threads; ++t) {
         unsigned int i = (unsigned int)t;
