@@ -9,7 +9,12 @@
 //! ```
 #![cfg(feature = "cuda")]
 
+#[path = "../tensor/tests/common/cuda.rs"]
+#[allow(dead_code)] // only the GPU helpers are used here
+mod gpu_helpers;
+
 use cli::metrics::Record;
+use gpu_helpers::{gpu_or_skip, GPU};
 use pgm::checkpoint::{self, Model};
 use pgm::config::ModelConfig;
 use pgm::sampler::{sample, Order, SampleOptions, SamplerKind};
@@ -17,21 +22,6 @@ use pgm::trainer::{TrainConfig, Trainer};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tensor::{DType, Device, Rng, Tensor};
-
-const GPU: Device = Device::Cuda(0);
-
-fn gpu_or_skip(test: &str) -> bool {
-    match tensor::cuda::stream(0) {
-        Ok(_) => true,
-        Err(e) if std::env::var_os("PGM_REQUIRE_GPU").is_some() => {
-            panic!("{test}: PGM_REQUIRE_GPU is set but no GPU opens: {e}")
-        }
-        Err(_) => {
-            eprintln!("SKIPPED {test}: no CUDA device");
-            false
-        }
-    }
-}
 
 fn train_config() -> TrainConfig {
     TrainConfig {

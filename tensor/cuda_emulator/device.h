@@ -71,45 +71,31 @@ inline T __shfl_xor_sync(unsigned int /*mask*/, T v, int lane_mask) {
 }
 
 // ---- atomics: blocks may run on several host threads at once -------------------------------
-template <typename T>
-inline T emu_atomic_add(T *address, T v) {
-    T old = __atomic_load_n(address, __ATOMIC_RELAXED);
-    while (!__atomic_compare_exchange_n(address, &old, old + v, true, __ATOMIC_RELAXED,
-                                        __ATOMIC_RELAXED)) {
-    }
-    return old;
-}
-inline float atomicAdd(float *a, float v) {
-    // Compare-and-swap on the bits: GCC's atomics take integers for this.
-    unsigned int *bits = reinterpret_cast<unsigned int *>(a);
-    unsigned int old = __atomic_load_n(bits, __ATOMIC_RELAXED), next;
+namespace emu {
+// Floats add by compare-and-swap on their bits (`Bits`, an unsigned integer of their size).
+template <typename T, typename Bits>
+inline T atomic_add_float(T *address, T v) {
+    Bits *bits = reinterpret_cast<Bits *>(address);
+    Bits old = __atomic_load_n(bits, __ATOMIC_RELAXED), next;
+    T value;
     do {
-        float f;
-        std::memcpy(&f, &old, 4);
-        f += v;
-        std::memcpy(&next, &f, 4);
+        std::memcpy(&value, &old, sizeof(T));
+        value += v;
+        std::memcpy(&next, &value, sizeof(T));
     } while (!__atomic_compare_exchange_n(bits, &old, next, true, __ATOMIC_RELAXED,
                                           __ATOMIC_RELAXED));
-    float f;
-    std::memcpy(&f, &old, 4);
-    return f;
+    std::memcpy(&value, &old, sizeof(T));
+    return value;
 }
+}  // namespace emu
+inline float atomicAdd(float *a, float v) { return emu::atomic_add_float<float, unsigned int>(a, v); }
 inline double atomicAdd(double *a, double v) {
-    unsigned long long *bits = reinterpret_cast<unsigned long long *>(a);
-    unsigned long long old = __atomic_load_n(bits, __ATOMIC_RELAXED), next;
-    do {
-        double d;
-        std::memcpy(&d, &old, 8);
-        d += v;
-        std::memcpy(&next, &d, 8);
-    } while (!__atomic_compare_exchange_n(bits, &old, next, true, __ATOMIC_RELAXED,
-                                          __ATOMIC_RELAXED));
-    double d;
-    std::memcpy(&d, &old, 8);
-    return d;
+    return emu::atomic_add_float<double, unsigned long long>(a, v);
 }
-inline unsigned int atomicAdd(unsigned int *a, unsigned int v) { return emu_atomic_add(a, v); }
-inline int atomicAdd(int *a, int v) { return emu_atomic_add(a, v); }
+inline unsigned int atomicAdd(unsigned int *a, unsigned int v) {
+    return __atomic_fetch_add(a, v, __ATOMIC_RELAXED);
+}
+inline int atomicAdd(int *a, int v) { return __atomic_fetch_add(a, v, __ATOMIC_RELAXED); }
 
 // ---- math ----------------------------------------------------------------------------------
 // expf, logf, tanhf, fmaxf, … come from <math.h>, as in CUDA.
