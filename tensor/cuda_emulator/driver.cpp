@@ -9,12 +9,16 @@
 //
 // New allocations are filled with 0xff bytes (NaN in every float format), so a kernel that
 // reads memory nobody wrote shows NaN instead of a plausible zero.
+//
+// With PGM_CUDA_EMULATOR_LAUNCHES=<file>, the names of the kernels a process launched are
+// appended to <file> when it exits, one per line: CI checks that the tests launch them all.
 
 #include "runtime.h"
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <set>
 #include <string>
 
@@ -89,6 +93,28 @@ CUresult allocate(CUdeviceptr *dptr, std::size_t bytes) {
 }
 
 void *host(CUdeviceptr d) { return (void *)d; }
+
+// The kernels launched by this process, written out at exit (PGM_CUDA_EMULATOR_LAUNCHES).
+class LaunchLog {
+  public:
+    void add(const std::string &name) {
+        if (!path_) return;
+        std::lock_guard<std::mutex> lock(mutex_);
+        names_.insert(name);
+    }
+    ~LaunchLog() {
+        FILE *f = path_ ? std::fopen(path_, "a") : nullptr;
+        if (!f) return;
+        for (const std::string &n : names_) std::fprintf(f, "%s\n", n.c_str());
+        std::fclose(f);
+    }
+
+  private:
+    const char *path_ = std::getenv("PGM_CUDA_EMULATOR_LAUNCHES");
+    std::mutex mutex_;
+    std::set<std::string> names_;
+};
+LaunchLog launch_log;
 
 }  // namespace
 
@@ -259,6 +285,7 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
     if (!f || extra || shared) return NOT_SUPPORTED;
     if ((std::size_t)bx * by * bz > 1024 || gy > 65535 || gz > 65535) return INVALID_VALUE;
     if (!gx || !gy || !gz || !bx || !by || !bz) return INVALID_VALUE;
+    launch_log.add(f->name);
     emu::launch(f->name, f->thunk, params, {gx, gy, gz}, {bx, by, bz});
     return SUCCESS;
 }

@@ -54,8 +54,9 @@ pub fn contiguous_data(x: &Tensor) -> Result<CudaData> {
     Ok(data)
 }
 
-/// `x` (contiguous, offset 0) converted to `dtype`, as the CPU's cast: floats round to nearest,
-/// floats to integers truncate and saturate.
+/// `x` (contiguous, offset 0) converted to `dtype`, another dtype than its own (there is no
+/// identity kernel), as the CPU's cast: floats round to nearest, floats to integers truncate
+/// and saturate.
 pub fn cast(x: &Tensor, dtype: DType) -> Result<Tensor> {
     let name = "to_dtype";
     let s = launch::storage(name, x)?;

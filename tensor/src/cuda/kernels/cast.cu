@@ -61,15 +61,21 @@ __device__ void cast(unsigned int n, const S *src, D *out) {
     extern "C" __global__ void cast_##SN##_##DN(unsigned int n, const S *src, D *out) {        \
         cast<S, D>(n, src, out);                                                               \
     }
-// All 36 ordered pairs of storage types (the identity casts are never launched).
-#define CAST_FROM(S, SN)                                                                       \
-    CAST_KERNEL(S, SN, float, f32) CAST_KERNEL(S, SN, double, f64)                             \
-    CAST_KERNEL(S, SN, __nv_bfloat16, bf16) CAST_KERNEL(S, SN, __half, f16)                    \
-    CAST_KERNEL(S, SN, unsigned int, u32) CAST_KERNEL(S, SN, unsigned char, u8)
+// From S to each of the five other storage types: the 30 ordered pairs of distinct types
+// (`to_dtype` to the same dtype returns the tensor itself).
+#define CAST_FROM(S, SN, D1, N1, D2, N2, D3, N3, D4, N4, D5, N5)                               \
+    CAST_KERNEL(S, SN, D1, N1) CAST_KERNEL(S, SN, D2, N2) CAST_KERNEL(S, SN, D3, N3)           \
+    CAST_KERNEL(S, SN, D4, N4) CAST_KERNEL(S, SN, D5, N5)
 
-CAST_FROM(float, f32)
-CAST_FROM(double, f64)
-CAST_FROM(__nv_bfloat16, bf16)
-CAST_FROM(__half, f16)
-CAST_FROM(unsigned int, u32)
-CAST_FROM(unsigned char, u8)
+CAST_FROM(float, f32, double, f64, __nv_bfloat16, bf16, __half, f16, unsigned int, u32,
+          unsigned char, u8)
+CAST_FROM(double, f64, float, f32, __nv_bfloat16, bf16, __half, f16, unsigned int, u32,
+          unsigned char, u8)
+CAST_FROM(__nv_bfloat16, bf16, float, f32, double, f64, __half, f16, unsigned int, u32,
+          unsigned char, u8)
+CAST_FROM(__half, f16, float, f32, double, f64, __nv_bfloat16, bf16, unsigned int, u32,
+          unsigned char, u8)
+CAST_FROM(unsigned int, u32, float, f32, double, f64, __nv_bfloat16, bf16, __half, f16,
+          unsigned char, u8)
+CAST_FROM(unsigned char, u8, float, f32, double, f64, __nv_bfloat16, bf16, __half, f16,
+          unsigned int, u32)
