@@ -106,21 +106,19 @@ inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
 inline float min(float a, float b) { return std::fmin(a, b); }
 inline float max(float a, float b) { return std::fmax(a, b); }
-inline float __int_as_float(int i) {
-    float f;
-    std::memcpy(&f, &i, 4);
-    return f;
+namespace emu {
+// The same bits read as another type of the same size.
+template <typename To, typename From>
+inline To bit_cast(From from) {
+    static_assert(sizeof(To) == sizeof(From), "bit_cast keeps the size");
+    To to;
+    std::memcpy(&to, &from, sizeof(To));
+    return to;
 }
-inline int __float_as_int(float f) {
-    int i;
-    std::memcpy(&i, &f, 4);
-    return i;
-}
-inline double __longlong_as_double(long long i) {
-    double d;
-    std::memcpy(&d, &i, 8);
-    return d;
-}
+}  // namespace emu
+inline float __int_as_float(int i) { return emu::bit_cast<float>(i); }
+inline int __float_as_int(float f) { return emu::bit_cast<int>(f); }
+inline double __longlong_as_double(long long i) { return emu::bit_cast<double>(i); }
 
 // ---- bf16 and f16 (cuda_bf16.h, cuda_fp16.h) -----------------------------------------------
 // Stored as their bits; conversions round to nearest even, as CUDA's do.
@@ -146,21 +144,11 @@ inline float round_to_format(double x, int mantissa, int min_exp, double max_fin
     if (std::fabs(r) > max_finite) return x > 0 ? INFINITY : -INFINITY;
     return (float)r;
 }
-inline unsigned int float_bits(float f) {
-    unsigned int u;
-    std::memcpy(&u, &f, 4);
-    return u;
-}
-inline float bits_float(unsigned int u) {
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-}
 // f16: 10 mantissa bits, exponents -14..15, largest finite 65504.
 inline unsigned short half_bits(double x) {
     if (std::isnan(x)) return 0x7e00;
     float f = round_to_format(x, 10, -14, 65504.0);
-    unsigned int u = float_bits(f);
+    unsigned int u = bit_cast<unsigned int>(f);
     unsigned int sign = (u >> 16) & 0x8000;
     if (std::isinf(f)) return (unsigned short)(sign | 0x7c00);
     if (f == 0.0f) return (unsigned short)sign;
@@ -179,12 +167,12 @@ inline float half_value(unsigned short h) {
 }  // namespace emu
 
 inline float __bfloat162float(__nv_bfloat16 b) {
-    return emu::bits_float((unsigned int)b.bits << 16);
+    return emu::bit_cast<float>((unsigned int)b.bits << 16);
 }
 inline __nv_bfloat16 __double2bfloat16(double x) {
     if (std::isnan(x)) return {0x7fff};
     float f = emu::round_to_format(x, 7, -126, 3.3895313892515355e38);
-    return {(unsigned short)(emu::float_bits(f) >> 16)};
+    return {(unsigned short)(emu::bit_cast<unsigned int>(f) >> 16)};
 }
 inline __nv_bfloat16 __float2bfloat16(float x) { return __double2bfloat16(x); }
 inline float __half2float(__half h) { return emu::half_value(h.bits); }
