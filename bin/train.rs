@@ -7,8 +7,7 @@
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
-use cli::metrics::{MetricsLog, Record};
-use cli::plot::{Plot, Series};
+use cli::metrics::{write_loss_plot, MetricsLog, Record};
 use cli::Precision;
 use data::{BatchOrder, OrderState, Windows};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -103,6 +102,9 @@ struct Args {
     /// Continue from `<out>/checkpoint` (same data; the losses repeat an uninterrupted run's).
     #[arg(long)]
     resume: bool,
+    /// Start afresh in an `--out` that already holds a checkpoint, replacing it.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// cpu, or cuda / cuda:N (a build with `--features cuda`).
@@ -187,6 +189,13 @@ fn run(args: Args) -> Result<(), Error> {
         .unwrap_or_else(|| Path::new("runs").join(&name));
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let ckpt = out.join("checkpoint");
+    if !args.resume && !args.overwrite && ckpt.join("train_state.json").exists() {
+        return Err(format!(
+            "{} already holds a trained run: continue it with --resume, replace it with --overwrite, or train into another --out",
+            out.display()
+        )
+        .into());
+    }
 
     let (mut trainer, mut data) = if args.resume {
         if !ckpt.join("train_state.json").exists() {
@@ -357,7 +366,15 @@ fn run(args: Args) -> Result<(), Error> {
         save(&trainer, &data)?; // --steps at or below the start: the checkpoint still exists
     }
     bar.finish_and_clear();
-    write_plot(&out.join("loss.png"), &records, &cfg, first_val, data.floor)?;
+    let plot = out.join("loss.png");
+    let name = if cfg.model == ModelKind::Pgm {
+        "PGM"
+    } else {
+        "MDLM"
+    };
+    let title = format!("{name} training, {} parameters", cfg.num_params());
+    write_loss_plot(&plot, &title, &records, first_val, data.floor)
+        .map_err(|e| format!("{}: {e}", plot.display()))?;
     println!(
         "validation loss: {:.4} at step {} → {last_val:.4} at step {}",
         first_val.1,
@@ -562,54 +579,4 @@ fn progress_bar(args: &Args, start: u64, hidden: bool) -> ProgressBar {
         .expect("template"),
     );
     bar
-}
-
-/// Train and validation loss against steps (the validation series starts with the step-0
-/// evaluation), with the corpus's entropy floor when it is known.
-fn write_plot(
-    path: &Path,
-    records: &[Record],
-    cfg: &ModelConfig,
-    first_val: (u64, f64),
-    floor: Option<f64>,
-) -> Result<(), Error> {
-    let train = records.iter().map(|r| (r.step as f64, r.loss)).collect();
-    let mut val = vec![(first_val.0 as f64, first_val.1)];
-    val.extend(
-        records
-            .iter()
-            .filter(|r| r.step > first_val.0)
-            .filter_map(|r| r.val_loss.map(|v| (r.step as f64, v))),
-    );
-    let mut series = vec![
-        Series {
-            name: "train".into(),
-            points: train,
-        },
-        Series {
-            name: "validation".into(),
-            points: val,
-        },
-    ];
-    if let Some(f) = floor {
-        let last = records.last().map_or(1.0, |r| r.step as f64);
-        series.push(Series {
-            name: "entropy floor".into(),
-            points: vec![(0.0, f), (last, f)],
-        });
-    }
-    let name = if cfg.model == ModelKind::Pgm {
-        "PGM"
-    } else {
-        "MDLM"
-    };
-    let plot = Plot {
-        title: format!("{name} training, {} parameters", cfg.num_params()),
-        x_label: "step".into(),
-        y_label: "loss (nats per token)".into(),
-        series,
-        log_y: false,
-    };
-    plot.write_png(path)
-        .map_err(|e| format!("{}: {e}", path.display()).into())
 }

@@ -111,6 +111,17 @@ fn a_short_run_learns_and_writes_metrics_plot_and_checkpoint() {
         log.contains("validation loss") && log.contains("entropy floor"),
         "{log}"
     );
+
+    // Training into the same --out again is refused, unless --overwrite says to start over.
+    let mut again = common(config.to_str().unwrap(), out.to_str().unwrap(), "1");
+    let o = train(&again);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("--overwrite"), "{}", text(&o));
+    assert_eq!(metrics(&out).len(), 60, "the refused run kept the metrics");
+    again.push("--overwrite");
+    let o = train(&again);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(metrics(&out).len(), 1, "the new run replaced the metrics");
 }
 
 #[test]

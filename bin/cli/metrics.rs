@@ -1,5 +1,6 @@
 //! `metrics.jsonl`: one JSON object per logged step, appended as training goes.
 
+use crate::plot::{Plot, Series};
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -83,4 +84,48 @@ pub fn read(path: &Path) -> std::io::Result<Vec<Record>> {
         }
     }
     Ok(out)
+}
+
+/// Plots train and validation loss against steps (the validation series starts with the
+/// evaluation `first_val` made before training), with the corpus's entropy floor when known.
+pub fn write_loss_plot(
+    path: &Path,
+    title: &str,
+    records: &[Record],
+    first_val: (u64, f64),
+    floor: Option<f64>,
+) -> std::io::Result<()> {
+    let train = records.iter().map(|r| (r.step as f64, r.loss)).collect();
+    let mut val = vec![(first_val.0 as f64, first_val.1)];
+    val.extend(
+        records
+            .iter()
+            .filter(|r| r.step > first_val.0)
+            .filter_map(|r| r.val_loss.map(|v| (r.step as f64, v))),
+    );
+    let mut series = vec![
+        Series {
+            name: "train".into(),
+            points: train,
+        },
+        Series {
+            name: "validation".into(),
+            points: val,
+        },
+    ];
+    if let Some(f) = floor {
+        let last = records.last().map_or(1.0, |r| r.step as f64);
+        series.push(Series {
+            name: "entropy floor".into(),
+            points: vec![(0.0, f), (last, f)],
+        });
+    }
+    let plot = Plot {
+        title: title.into(),
+        x_label: "step".into(),
+        y_label: "loss (nats per token)".into(),
+        series,
+        log_y: false,
+    };
+    plot.write_png(path)
 }
