@@ -262,8 +262,9 @@ fn load_models(
         (Some(dir), false, _) => {
             let expect = sampler.map(|s| s.model_kind());
             let (model, store) = checkpoint::load(dir, expect, args.dtype.dtype(), args.device)
-                .map_err(|e| {
-                    format!("{e} (sampler {})", sampler.map_or("default", |s| s.name()))
+                .map_err(|e| match sampler {
+                    Some(s) => format!("{e} (--sampler {})", s.name()),
+                    None => e.to_string(),
                 })?;
             Loaded {
                 model,
