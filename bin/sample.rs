@@ -10,15 +10,14 @@
 //! ```
 
 use clap::Parser;
-use cli::plot::{Plot, Series};
+use cli::sampling_report::{print_table, write_throughput_plot, GrammarReport, Ratio, Report};
 use cli::Precision;
-use data::Tokenizer;
+use data::{GrammarScore, Tokenizer};
 use nn::ParamStore;
 use pgm::checkpoint::{self, Model};
 use pgm::config::{ModelConfig, ModelKind};
 use pgm::sampler::draw::DrawRule;
 use pgm::sampler::{flops, sample, Order, SampleOptions, SamplerKind};
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -45,7 +44,9 @@ const DEFAULT_CHECKPOINT: &str = "runs/pgm-default/checkpoint";
         on a fresh model; our defaults are 1 and 3, for a CPU). The decoded samples of the last \
         batch go to stdout (or --output), then the report table (or, with --json, only the \
         report as JSON); progress goes to stderr. Under --compare or --sweep-steps the samples \
-        of every run go to --output (named in their headers), none to stdout."
+        of every run go to --output (named in their headers), none to stdout. For a model \
+        trained on the built-in corpus the report also judges the timed batches' samples by \
+        the corpus's grammar: the complete sentences it generates, and their log-probability."
 )]
 struct Args {
     /// A checkpoint directory (config.json + model.safetensors). Default: the default training
@@ -114,35 +115,13 @@ struct Args {
     plot: PathBuf,
 }
 
-/// One timed configuration.
-#[derive(Serialize, Clone, Debug)]
-struct Report {
-    /// Where it ran, e.g. "cuda:0 (NVIDIA H200)" or "cpu (2 threads)".
-    device: String,
-    model: &'static str,
-    source: String,
-    params: usize,
-    sampler: &'static str,
-    steps: usize,
-    batch: usize,
-    seq_len: usize,
-    warmup: usize,
-    timed_batches: usize,
-    latency_mean_s: f64,
-    latency_std_s: f64,
-    tokens_per_s: f64,
-    /// Network runs per batch (the last batch).
-    model_calls: usize,
-    /// FLOPs of one batch by the count of `pgm::sampler::flops` (efficient-uniform and the lean
-    /// MDLM; null for other samplers).
-    predicted_gflop: Option<f64>,
-}
-
 /// A loaded model with what is needed to run and describe it.
 struct Loaded {
     model: Model,
     store: ParamStore,
     source: String,
+    /// Trained on the built-in corpus: its samples are judged by the corpus's grammar.
+    on_built_in_corpus: bool,
 }
 
 fn main() -> ExitCode {
@@ -220,7 +199,7 @@ fn run(args: Args) -> Result<(), Error> {
         print_table(&reports, &ratios);
     }
     if !args.sweep_steps.is_empty() {
-        write_plot(&args.plot, &reports)?;
+        write_throughput_plot(&args.plot, &reports)?;
         eprintln!("plot: {}", args.plot.display());
     }
     Ok(())
@@ -270,6 +249,7 @@ fn load_models(
                 model,
                 store,
                 source: dir.display().to_string(),
+                on_built_in_corpus: trained_on_built_in_corpus(dir),
             }
         }
         (None, true, Some(preset)) => random_model(preset, args)?,
@@ -315,7 +295,15 @@ fn random_model(preset: &str, args: &Args) -> Result<Loaded, Error> {
         model,
         store,
         source: format!("{preset} (random init)"),
+        on_built_in_corpus: false,
     })
+}
+
+/// Whether `train` recorded in the checkpoint that it trained on the built-in corpus.
+fn trained_on_built_in_corpus(dir: &Path) -> bool {
+    let state = std::fs::read_to_string(dir.join("train_state.json")).unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(&state)
+        .is_ok_and(|v| v["extra"]["built_in_corpus"] == true)
 }
 
 /// The tokenizer of a vocabulary size, if one matches (byte: 259, gpt2: 50258).
@@ -385,6 +373,7 @@ fn time_sampler(
     let mut rng = Rng::seed(args.seed);
     let mut latencies = Vec::new();
     let (mut last, total) = (None, args.warmup + args.num_batches);
+    let mut grammar = GrammarScore::default();
     for b in 0..total {
         let phase = if b < args.warmup { "warm-up" } else { "timed" };
         eprint!(
@@ -405,6 +394,9 @@ fn time_sampler(
         eprintln!("{secs:.2} s");
         if b >= args.warmup {
             latencies.push(secs);
+            if loaded.on_built_in_corpus {
+                out.tokens.iter().for_each(|row| grammar.add_window(row));
+            }
         }
         last = Some(out);
     }
@@ -443,6 +435,16 @@ fn time_sampler(
         tokens_per_s: (args.batch_size * cfg.seq_len) as f64 / mean,
         model_calls: last.model_calls,
         predicted_gflop: per_row.map(|f| f * args.batch_size as f64 / 1e9),
+        grammar: match loaded.on_built_in_corpus {
+            true => Some(GrammarReport {
+                sentences: grammar.sentences,
+                grammatical: grammar.grammatical,
+                known_word_fraction: Some(grammar.known_word_fraction()).filter(|f| f.is_finite()),
+                nats_per_byte: Some(grammar.nats_per_byte()).filter(|n| n.is_finite()),
+                reference_nats_per_byte: data::reference_nats_per_byte()?,
+            }),
+            false => None,
+        },
     };
     Ok((report, texts))
 }
@@ -452,14 +454,6 @@ fn model_name(cfg: &ModelConfig) -> &'static str {
         ModelKind::Pgm => "pgm",
         ModelKind::Mdlm => "mdlm",
     }
-}
-
-/// PGM / MDLM at each step count, measured (throughput) and predicted (FLOPs), for --compare.
-#[derive(Serialize, Clone, Debug)]
-struct Ratio {
-    steps: usize,
-    measured: f64,
-    predicted: Option<f64>,
 }
 
 fn ratios(reports: &[Report], models: &[(Loaded, SamplerKind)]) -> Vec<Ratio> {
@@ -504,74 +498,4 @@ fn write_samples(args: &Args, runs: &[(String, Vec<String>)]) -> Result<(), Erro
         None => print!("{out}"),
     }
     Ok(())
-}
-
-fn print_table(reports: &[Report], ratios: &[Ratio]) {
-    if let Some(r) = reports.first() {
-        println!("device: {}", r.device);
-    }
-    println!(
-        "{:<5} {:>7} {:<22} {:>5} {:>5} {:>5} {:>20} {:>10} {:>6} {:>9}",
-        "model",
-        "params",
-        "sampler",
-        "steps",
-        "batch",
-        "L",
-        "latency (s)",
-        "tokens/s",
-        "calls",
-        "GFLOP"
-    );
-    for r in reports {
-        println!(
-            "{:<5} {:>6.2}M {:<22} {:>5} {:>5} {:>5} {:>11.3} ± {:<6.3} {:>10.1} {:>6} {:>9}",
-            r.model,
-            r.params as f64 / 1e6,
-            r.sampler,
-            r.steps,
-            r.batch,
-            r.seq_len,
-            r.latency_mean_s,
-            r.latency_std_s,
-            r.tokens_per_s,
-            r.model_calls,
-            r.predicted_gflop.map_or("-".into(), |g| format!("{g:.0}")),
-        );
-    }
-    for r in ratios {
-        println!(
-            "PGM / MDLM at {} steps: {:.2}x measured, {} predicted by FLOP count",
-            r.steps,
-            r.measured,
-            r.predicted.map_or("-".into(), |p| format!("{p:.2}x"))
-        );
-    }
-}
-
-fn write_plot(path: &std::path::Path, reports: &[Report]) -> Result<(), Error> {
-    let mut series: Vec<Series> = Vec::new();
-    for r in reports {
-        let name = format!("{} {}", r.model.to_uppercase(), r.sampler);
-        match series.iter_mut().find(|s| s.name == name) {
-            Some(s) => s.points.push((r.steps as f64, r.tokens_per_s)),
-            None => series.push(Series {
-                name,
-                points: vec![(r.steps as f64, r.tokens_per_s)],
-            }),
-        }
-    }
-    let r = &reports[0];
-    let plot = Plot {
-        title: format!("sampling throughput, batch {}, L = {}", r.batch, r.seq_len),
-        x_label: "steps".into(),
-        y_label: "tokens/s".into(),
-        series,
-        log_y: false,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    plot.write_png(path)
-        .map_err(|e| format!("{}: {e}", path.display()).into())
 }

@@ -304,7 +304,11 @@ fn run(args: Args) -> Result<(), Error> {
     let mut last_val = first_val.1;
     let mut window_start = (Instant::now(), trainer.step_count());
     let save = |trainer: &Trainer, data: &DataSide| -> Result<(), Error> {
-        let extra = serde_json::json!({ "order": data.order.state(), "tokenizer": data.tokenizer });
+        let extra = serde_json::json!({
+            "order": data.order.state(),
+            "tokenizer": data.tokenizer,
+            "built_in_corpus": data.floor.is_some(),
+        });
         Ok(trainer.save(&ckpt, extra)?)
     };
     let trained = trainer.step_count() < args.steps;

@@ -141,6 +141,10 @@ fn a_tiny_run_reports_json() {
     assert_eq!(run["seq_len"], 16);
     assert_eq!(run["timed_batches"], 2);
     assert_eq!(run["model_calls"], 5);
+    assert!(
+        run.get("grammar").is_none(),
+        "a fresh model is not judged: {run}"
+    );
     let (lat, tps) = (
         run["latency_mean_s"].as_f64().unwrap(),
         run["tokens_per_s"].as_f64().unwrap(),

@@ -112,6 +112,21 @@ fn a_short_run_learns_and_writes_metrics_plot_and_checkpoint() {
         "{log}"
     );
 
+    // `sample` judges the samples of a model trained on the built-in corpus by its grammar.
+    let ckpt = out.join("checkpoint");
+    let o = Command::new(env!("CARGO_BIN_EXE_sample"))
+        .args(["--checkpoint", ckpt.to_str().unwrap(), "--json"])
+        .args(["--batch-size", "16", "--num-batches", "1", "--warmup", "0"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let grammar = &report["runs"][0]["grammar"];
+    let count = |k: &str| grammar[k].as_u64().unwrap_or_else(|| panic!("{report}"));
+    assert!(count("grammatical") <= count("sentences"), "{grammar}");
+    let reference = grammar["reference_nats_per_byte"].as_f64().unwrap();
+    assert_eq!(reference, data::reference_nats_per_byte().unwrap());
+
     // Training into the same --out again is refused, unless --overwrite says to start over.
     let mut again = common(config.to_str().unwrap(), out.to_str().unwrap(), "1");
     let o = train(&again);

@@ -3,6 +3,7 @@
 pub mod alloc;
 pub mod metrics;
 pub mod plot;
+pub mod sampling_report;
 
 use std::process::ExitCode;
 use tensor::{DType, Device};

@@ -69,9 +69,7 @@ pub fn corpus_entropy() -> Result<CorpusEntropy> {
     let eg = EnglishGrammar::get();
     let g = eg.grammar();
     let start = g.start() as usize;
-    let s = g
-        .nonterminal_id("S")
-        .ok_or_else(|| DataError::argument("corpus_entropy", "the grammar has no S"))?;
+    let s = eg.sentence_symbol();
     let h = g.entropy_nats()?[start];
     let cost = g.expected_cost(|t| eg.cost(t) as f64)?;
     let bytes = cost[start] - 1.0;

@@ -505,6 +505,27 @@ impl EnglishGrammar {
         Ok(out)
     }
 
+    /// `ln P` of one sentence under the sentence symbol `S`: `text` as the grammar renders a
+    /// sentence (capitalised, ending in `.`, `?` or `!`). Error: the grammar does not
+    /// generate exactly this text.
+    pub fn sentence_log_prob(&self, text: &str) -> Result<f64> {
+        let terms = self.lex(text)?;
+        if self.render(&terms) != text {
+            return Err(DataError::argument(
+                "EnglishGrammar::sentence_log_prob",
+                format!("{text:?} is not written as the grammar writes it"),
+            ));
+        }
+        let s = self.sentence_symbol();
+        let derivation = self.table.parse_from(&self.grammar, s, &terms)?;
+        Ok(self.grammar.log_prob(&derivation))
+    }
+
+    /// The nonterminal of one sentence, `S`.
+    pub fn sentence_symbol(&self) -> u32 {
+        self.grammar.nonterminal_id("S").expect("the grammar has S")
+    }
+
     /// Parses a document's text back to its unique derivation (rule indices, leftmost order).
     pub fn parse(&self, text: &str) -> Result<Vec<u32>> {
         let terms = self.lex(text)?;

@@ -20,6 +20,9 @@
 //!    on first use; no network needed.
 //! 6. [`prepare`] — the library side of the `prepare` binary: finding text files and
 //!    tokenizing documents in parallel.
+//! 7. [`sample_quality`] — [`GrammarScore`]: a model's samples judged by the built-in
+//!    grammar, the true distribution of the default data (which sentences it generates, and
+//!    their exact log-probability).
 //!
 //! Randomness (the corpus, the data order) comes from [`Rng`], the tensor crate's seeded generator.
 //! Errors are one type, [`DataError`]; each message names the file and the problem.
@@ -45,6 +48,7 @@ pub mod grammar;
 pub mod ll1;
 pub mod order;
 pub mod prepare;
+pub mod sample_quality;
 pub mod tokenizer;
 pub mod windows;
 
@@ -55,6 +59,7 @@ pub use format::{write_tokens, TokenFile, TokenFormat, TokenWriter};
 pub use grammar::{Grammar, GrammarBuilder};
 pub use ll1::Ll1Table;
 pub use order::{BatchOrder, OrderState};
+pub use sample_quality::{reference_nats_per_byte, GrammarScore};
 pub use tensor::Rng;
 pub use tokenizer::{tokenizer_by_name, ByteTokenizer, Gpt2Tokenizer, Tokenizer};
 pub use windows::Windows;

@@ -167,7 +167,14 @@ impl Ll1Table {
     /// derivation as rule indices in leftmost order. Error: the sequence is not in the language
     /// (naming the position and the token).
     pub fn parse(&self, grammar: &Grammar, tokens: &[u32]) -> Result<Vec<u32>> {
-        let mut stack = vec![Symbol::Nonterminal(self.start)];
+        self.parse_from(grammar, self.start, tokens)
+    }
+
+    /// [`Ll1Table::parse`] from nonterminal `from` instead of the start symbol. Valid for a
+    /// `from` that can end a string of the language (end of input is in its FOLLOW set): the
+    /// parse is then the one of a whole string that ends with `tokens`.
+    pub fn parse_from(&self, grammar: &Grammar, from: u32, tokens: &[u32]) -> Result<Vec<u32>> {
+        let mut stack = vec![Symbol::Nonterminal(from)];
         let mut pos = 0;
         let mut derivation = Vec::new();
         let name = |t: usize| {
