@@ -371,12 +371,12 @@ fn run(args: Args) -> Result<(), Error> {
     }
     bar.finish_and_clear();
     let plot = out.join("loss.png");
-    let name = if cfg.model == ModelKind::Pgm {
+    let model = if cfg.model == ModelKind::Pgm {
         "PGM"
     } else {
         "MDLM"
     };
-    let title = format!("{name} training, {} parameters", cfg.num_params());
+    let title = format!("{model} training, {} parameters", cfg.num_params());
     write_loss_plot(&plot, &title, &records, first_val, data.floor)
         .map_err(|e| format!("{}: {e}", plot.display()))?;
     println!(
