@@ -214,6 +214,31 @@ mod tests {
     }
 
     #[test]
+    fn the_corpus_windows_are_all_grammatical_near_the_reference() {
+        let (tokens, _) = crate::default_corpus::generate_tokens(1, 100_000);
+        let len = 128;
+        let mut score = GrammarScore::default();
+        for body in tokens.chunks_exact(len - 2) {
+            let ids: Vec<u32> = [ByteTokenizer::BOS]
+                .into_iter()
+                .chain(body.iter().copied())
+                .chain([ByteTokenizer::EOS])
+                .collect();
+            score.add_window(&ids);
+        }
+        assert!(score.sentences > 1000, "{score:?}");
+        assert_eq!(score.grammatical, score.sentences);
+        assert_eq!(score.known_words, score.words);
+        // Short sentences fit whole in a window more often: a small bias, under 1 %.
+        let reference = reference_nats_per_byte().unwrap();
+        let nats = score.nats_per_byte();
+        assert!(
+            (nats - reference).abs() < 0.01 * reference,
+            "{nats} against {reference}"
+        );
+    }
+
+    #[test]
     fn the_grammars_own_sentences_average_the_reference() {
         let reference = reference_nats_per_byte().unwrap();
         let eg = EnglishGrammar::get();
