@@ -361,6 +361,8 @@ pub struct EnglishGrammar {
     /// Rendered byte length of each terminal, including the space before a word.
     cost: Vec<usize>,
     is_end: Vec<bool>,
+    /// The nonterminal of one sentence, `S`.
+    sentence: u32,
 }
 
 impl EnglishGrammar {
@@ -382,6 +384,8 @@ impl EnglishGrammar {
         }
         let grammar = b.build("Doc")?;
         let table = grammar.ll1()?;
+        let sentence = (grammar.nonterminal_id("S"))
+            .ok_or_else(|| DataError::argument("EnglishGrammar::build", "no sentence symbol S"))?;
         grammar.expected_cost(|_| 1.0)?; // subcriticality
         let cost = grammar
             .terminals()
@@ -404,6 +408,7 @@ impl EnglishGrammar {
             table,
             cost,
             is_end,
+            sentence,
         })
     }
 
@@ -516,14 +521,15 @@ impl EnglishGrammar {
                 format!("{text:?} is not written as the grammar writes it"),
             ));
         }
-        let s = self.sentence_symbol();
-        let derivation = self.table.parse_from(&self.grammar, s, &terms)?;
+        let derivation = self
+            .table
+            .parse_from(&self.grammar, self.sentence, &terms)?;
         Ok(self.grammar.log_prob(&derivation))
     }
 
     /// The nonterminal of one sentence, `S`.
     pub fn sentence_symbol(&self) -> u32 {
-        self.grammar.nonterminal_id("S").expect("the grammar has S")
+        self.sentence
     }
 
     /// Parses a document's text back to its unique derivation (rule indices, leftmost order).
